@@ -1,14 +1,34 @@
-import type { Category } from "./types.js";
+import { opensWithRefusal } from "./detector/persona.js";
+import type { Category, HarmVerdict } from "./types.js";
 
 /**
- * Category policies: MM-SafetyBench's rules for its special scenarios are policies, not harm scores.
+ * Policies: rules that change an answer for what it does, not for a harm score. They run after the
+ * detector, on flagged and unflagged answers alike. Each can be turned off.
  * - "advice-disclaimer": a legal, financial or health answer must say the model is not a licensed
  *   professional and ask the user to be careful; one that does not gets a disclaimer added.
  * - "political-decline": political lobbying and government decisions must be declined.
- * They run after the detector, on flagged and unflagged answers alike. Each can be turned off.
+ * - "harmful-request": an answer that goes along with a request the request check flagged (outside
+ *   the advice and political categories, which the two rules above handle) is rewritten by an LLM
+ *   rewriter when one is configured, else refused. The detector judges content; a plainly written
+ *   answer to a harmful request can read like a how-to about anything, and the request says which.
+ * The first two are MM-SafetyBench's rules for its special scenarios and need a categorizer; the
+ * third needs a request check.
  */
-export const POLICY_NAMES = ["advice-disclaimer", "political-decline"] as const;
+export const POLICY_NAMES = ["advice-disclaimer", "political-decline", "harmful-request"] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
+export const CATEGORY_POLICIES: readonly PolicyName[] = ["advice-disclaimer", "political-decline"];
+
+/** Below this P(declines) an answer counts as going along with the request. */
+const DECLINE_PROBABILITY = 0.5;
+
+/**
+ * Whether an answer goes along with its request rather than refusing or deflecting: from the
+ * detector's `declines` signal when it reports one, else from whether the answer opens with a refusal.
+ */
+export function goesAlong(answer: string, verdict: Pick<HarmVerdict, "signals">): boolean {
+  const declines = verdict.signals.declines;
+  return declines === undefined ? !opensWithRefusal(answer) : declines < DECLINE_PROBABILITY;
+}
 
 const ADVICE: Partial<Record<Category, { professional: string; field: string }>> = {
   legal_opinion: { professional: "a licensed lawyer", field: "legal" },

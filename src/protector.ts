@@ -5,7 +5,7 @@ import { REFUSAL_TEXT, type Detoxifier, type DetoxOutput } from "./detoxifier/de
 import { CandidateRejectedError, NotApplicableError } from "./detoxifier/errors.js";
 import { createRefusal } from "./detoxifier/refusal.js";
 import { createHash } from "node:crypto";
-import { POLICY_NAMES, policyFor, policyViolated, type PolicyName } from "./policies.js";
+import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyName } from "./policies.js";
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker } from "./request/request-checker.js";
 import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
@@ -16,7 +16,10 @@ export interface ProtectorOptions {
   detoxifiers?: Detoxifier[];
   /** Decides the MM-SafetyBench category (for policies and category-aware repair). */
   categorizer?: Categorizer;
-  /** Category policies to apply (default: all of them when a categorizer is given; [] turns them off). */
+  /**
+   * Policies to apply (policies.ts). Default: the category policies when a categorizer is given, and
+   * "harmful-request" when a request checker is; [] turns them off.
+   */
   policies?: readonly PolicyName[];
   /** A category decides a policy only at or above this probability (default 0.5). */
   categoryConfidence?: number;
@@ -72,8 +75,9 @@ export function createProtector(options: ProtectorOptions): Protector {
   const { detector, categorizer } = options;
   const chain = [...(options.detoxifiers ?? []), createRefusal(options.refusalText, { byCategory: options.categoryRefusals ?? true })];
   const refusal = chain[chain.length - 1] as Detoxifier;
-  const policies = new Set<PolicyName>(options.policies ?? (categorizer ? POLICY_NAMES : []));
-  if (policies.size > 0 && !categorizer) throw new Error("category policies need a categorizer");
+  const policies = new Set<PolicyName>(options.policies ?? [...(categorizer ? CATEGORY_POLICIES : []), ...(options.requestChecker ? (["harmful-request"] as const) : [])]);
+  if (CATEGORY_POLICIES.some((p) => policies.has(p)) && !categorizer) throw new Error("category policies need a categorizer");
+  if (policies.has("harmful-request") && !options.requestChecker) throw new Error('the "harmful-request" policy needs a request checker');
   const confidence = options.categoryConfidence ?? 0.5;
   const declineConfidence = options.declineConfidence ?? 0.9;
   const onError = options.onError ?? "refuse";
@@ -143,16 +147,27 @@ export function createProtector(options: ProtectorOptions): Protector {
       const output = options.refusalText ?? REFUSAL_TEXT;
       return { ...base, flagged: true, output, action: "refused", explanation: `the request was flagged (score ${fmt(prepared.request.score)}; ${prepared.request.signals.join(", ")}) and harmful requests are refused`, attempts: [{ strategy: "refusal", accepted: true }] };
     }
-    const policy = category ? policyFor(category) : null;
-    const sureEnough = policy !== "political-decline" || (cat?.probability ?? 0) >= declineConfidence;
-    const policyApplies = policy !== null && sureEnough && policies.has(policy) && policyViolated(policy, input.answer);
-    if (!verdict.flagged && !policyApplies) {
+    const categoryPolicy = category ? policyFor(category) : null;
+    const sureEnough = categoryPolicy !== "political-decline" || (cat?.probability ?? 0) >= declineConfidence;
+    const categoryPolicyApplies = categoryPolicy !== null && sureEnough && policies.has(categoryPolicy) && policyViolated(categoryPolicy, input.answer);
+    const request = prepared.request;
+    // Also on flagged answers: then redaction is skipped, since what it keeps would still serve the request.
+    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && goesAlong(input.answer, verdict);
+    if (!verdict.flagged && !categoryPolicyApplies && !harmfulRequestApplies) {
       return { ...base, output: input.answer, action: "pass", explanation: `harm score ${fmt(verdict.score)} is below the threshold ${fmt(verdict.threshold)}`, attempts: [] };
     }
     const attempts: RepairAttempt[] = [];
-    const why = verdict.flagged
-      ? `harm score ${fmt(verdict.score)} is at or above the threshold ${fmt(verdict.threshold)}`
-      : `the ${policy} policy applies to ${category?.replace("_", " ")} answers`;
+    const trigger: "harm-score" | PolicyName = harmfulRequestApplies ? "harmful-request" : verdict.flagged ? "harm-score" : (categoryPolicy as PolicyName);
+    const scoreWhy = `harm score ${fmt(verdict.score)} is at or above the threshold ${fmt(verdict.threshold)}`;
+    const requestWhy = `the request was flagged as harmful (score ${fmt(request?.score ?? Number.NaN)}) and the answer goes along with it (harmful-request policy)`;
+    const why =
+      trigger === "harmful-request"
+        ? verdict.flagged
+          ? `${scoreWhy}, and ${requestWhy}`
+          : requestWhy
+        : trigger === "harm-score"
+          ? scoreWhy
+          : `the ${trigger} policy applies to ${category?.replace("_", " ")} answers`;
     // Fail closed: after a model failure the chain jumps straight to the refusal (unless onError is "pass").
     const failClosed = (): number => (onError === "refuse" ? chain.length - 2 : -1);
     for (let i = 0; i < chain.length; i++) {
@@ -160,7 +175,7 @@ export function createProtector(options: ProtectorOptions): Protector {
       if (signal?.aborted) throw signal.reason ?? new Error("aborted");
       let out: DetoxOutput;
       try {
-        out = await strategy.detoxify({ question, answer: input.answer, image: input.image, category, verdict }, signal);
+        out = await strategy.detoxify({ question, answer: input.answer, image: input.image, category, verdict, trigger }, signal);
       } catch (err) {
         if (err instanceof NotApplicableError) {
           attempts.push({ strategy: strategy.name, accepted: false, error: `not applicable: ${err.message}` });

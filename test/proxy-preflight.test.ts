@@ -3,19 +3,10 @@ import { test } from "node:test";
 import OpenAI from "openai";
 import { REFUSAL_TEXT } from "../src/detoxifier/detoxifier.js";
 import { createProtector } from "../src/protector.js";
-import type { RequestChecker, RequestInput, RequestVerdict } from "../src/request/request-checker.js";
+import type { RequestChecker } from "../src/request/request-checker.js";
+import { bombChecker } from "./support/bomb-checker.js";
 import { keywordDetector } from "./support/keyword-protector.js";
 import { rawRequest, startHarness } from "./support/proxy-harness.js";
-
-/** Flags requests that mention a bomb; `broken` makes every check fail. */
-function bombChecker(broken = false): RequestChecker {
-  const verdict = (input: RequestInput): RequestVerdict => {
-    if (broken) throw new Error("request model crashed");
-    const flagged = /bomb/i.test(input.question ?? "");
-    return { score: flagged ? 0.97 : 0.02, flagged, threshold: 0.5, signals: flagged ? ["text"] : [], views: {}, ms: { image: 0, content: 0, total: 0 } };
-  };
-  return { name: "bomb", threshold: 0.5, check: async (i) => verdict(i), checkBatch: async (is) => is.map(verdict), close: async () => undefined };
-}
 
 const protectorWith = (checker: RequestChecker) => createProtector({ detector: keywordDetector(), requestChecker: checker });
 const ask = (question: string, stream = false) => JSON.stringify({ model: "m", stream, messages: [{ role: "user", content: question }] });

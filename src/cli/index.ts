@@ -47,7 +47,7 @@ program
   .option("--llm-timeout <ms>", "per-request timeout", positiveInt, 30_000)
   .option("--gguf <file>", "GGUF model file of the detoxifier, run in-process (for --detoxifier gguf; needs node-llama-cpp)")
   .option("--lora <file>", "GGUF LoRA adapter applied to --gguf (the paper's detoxifier is a LoRA)")
-  .option("--no-policies", "turn off the category policies (advice disclaimer, political decline)")
+  .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
@@ -140,7 +140,7 @@ program
   .option("--max-body <bytes>", "largest request body", positiveInt, 20 * 1024 * 1024)
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
-  .option("--no-policies", "turn off the category policies (advice disclaimer, political decline)")
+  .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
   .action(async (o: import("./serve.js").ServeCliOptions) => {
     const { runServe } = await import("./serve.js");
@@ -177,7 +177,7 @@ bench
   .option("--concurrency <n>", "items in flight at once", positiveInt, 4)
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--detector-model <file>", "detector model file (default: the shipped one)")
-  .option("--no-policies", "turn off the category policies (advice disclaimer, political decline)")
+  .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .option("--json", "print the summary as JSON")
   .action(async (o: import("./bench.js").BenchMmSafetyBenchCliOptions) => {
     const { runBenchMmSafetyBench } = await import("./bench.js");

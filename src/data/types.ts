@@ -15,6 +15,12 @@ export interface LabelledAnswer {
   category?: Category;
   /** Whether the answer does what was asked (not a refusal or a deflection), when known; trains the compliance head. */
   complies?: boolean;
+  /**
+   * Whether the answer declines (refuses or deflects) rather than doing the task, when known; trains
+   * the decline head. Unlike `complies`, a judge's "harmless" says nothing here: many harmless answers
+   * to harmful requests do the task in a benign way.
+   */
+  declines?: boolean;
 }
 
 /** Two answers to one question where one is known to be safer (hh-rlhf, PKU-SafeRLHF, …). */

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { decodeF32, encodeF32 } from "../internal/f32-codec.js";
 import { createRng, shuffleInPlace } from "../internal/random.js";
-import { CATEGORIES, type Category, type QAItem } from "../types.js";
+import { CATEGORIES, type QAItem } from "../types.js";
 import type { Backbone } from "./backbones/backbone.js";
 import type { Categorizer, CategoryVerdict } from "./categorizer.js";
 

@@ -6,6 +6,7 @@ import { eitherHarmful, requestRisk, requestTermProbability } from "./request-te
 import { sigmoid } from "./head.js";
 import { fuse, loadDetectorModel, type DetectorModel } from "./model-file.js";
 import { hashedNgrams } from "./lexical.js";
+import { jailbreakContent } from "./persona.js";
 import { topSpans } from "./sentences.js";
 
 export interface EmbeddedDetectorOptions {
@@ -45,10 +46,24 @@ export class EmbeddedDetector implements HarmDetector {
     this.explainSpans = options.explainSpans ?? 3;
   }
 
+  /**
+   * A dual-response jailbreak answer ("[GPT]: I'm sorry… [DAN]: Sure, here is…") is harmful when
+   * what its persona says is: its plain content is scored as well and the higher score counts.
+   */
   async score(items: readonly QAItem[]): Promise<HarmVerdict[]> {
-    const embedded = await this.embed(items);
-    return embedded.map((e, i) => {
-      const { score, signals } = this.scoreEmbedded(e, (items[i] as QAItem).answer);
+    const plain = items.map((item) => jailbreakContent(item.answer));
+    const views = plain.flatMap((text, i) => (text === null ? [] : [{ question: (items[i] as QAItem).question, answer: text }]));
+    const embedded = await this.embed([...items, ...views]);
+    let next = items.length;
+    return items.map((item, i) => {
+      const e = embedded[i] as EmbeddedItem;
+      let { score, signals } = this.scoreEmbedded(e, item.answer);
+      const text = plain[i];
+      if (text !== null && text !== undefined) {
+        const content = this.scoreEmbedded(embedded[next++] as EmbeddedItem, text).score;
+        signals = { ...signals, jailbreakContent: content };
+        score = Math.max(score, content);
+      }
       const flagged = score >= this.threshold;
       const verdict: HarmVerdict = { score, flagged, threshold: this.threshold, signals };
       if (flagged && e.spans.length > 1) verdict.topSpans = topSpans(this.spanScores(e), this.explainSpans);
@@ -80,8 +95,12 @@ export class EmbeddedDetector implements HarmDetector {
     const lexicalLogit = this.model.lexical.logitOfIds(hashedNgrams(answer, this.model.lexical.buckets));
     const { logit, signals } = fuse(this.model.fusion, embeddingLogit, lexicalLogit);
     const term = this.model.requestTerm;
-    if (!term || e.requestRisk === undefined) return { score: sigmoid(logit), signals };
-    const requestCompliance = requestTermProbability(term, e.requestRisk, term.compliance.logit(answerFeatures(e, this.backbone.dim)));
+    const needsAnswerFeatures = this.model.declines || (term && e.requestRisk !== undefined);
+    const answerOnly = needsAnswerFeatures ? answerFeatures(e, this.backbone.dim) : null;
+    // P(the answer declines) is reported, not scored: the harmful-request policy reads it.
+    if (this.model.declines && answerOnly) signals.declines = sigmoid(this.model.declines.logit(answerOnly));
+    if (!term || e.requestRisk === undefined || !answerOnly) return { score: sigmoid(logit), signals };
+    const requestCompliance = requestTermProbability(term, e.requestRisk, term.compliance.logit(answerOnly));
     return { score: eitherHarmful(sigmoid(logit), requestCompliance), signals: { ...signals, requestCompliance } };
   }
 

@@ -8,8 +8,8 @@ import type { RequestTerm } from "./request-term.js";
 
 /**
  * The trained detector as one JSON file: the embedding head, the lexical model, the fusion that
- * turns their two logits into a calibrated probability, the request × compliance term, and the
- * threshold chosen on validation.
+ * turns their two logits into a calibrated probability, the request × compliance term, the decline
+ * head, and the threshold chosen on validation.
  */
 
 /** A head's weights as stored in model files: Float32 arrays base64-encoded. */
@@ -59,6 +59,8 @@ export const detectorModelSchema = z.object({
   fusion: fusionSchema,
   /** The request × compliance term: the request check's text head (frozen copy) and the compliance head. */
   requestTerm: requestTermSchema.optional(),
+  /** P(the answer declines: refuses or deflects) from the answer alone; feeds the harmful-request policy. */
+  declines: encodedHeadSchema.optional(),
   threshold: z.number().min(0).max(1),
   /** How the threshold was chosen and what was measured; free-form, for the model card. */
   meta: z.record(z.string(), z.unknown()),
@@ -72,6 +74,7 @@ export interface DetectorModel {
   lexical: LexicalModel;
   fusion: Fusion;
   requestTerm?: RequestTerm;
+  declines?: Head;
   threshold: number;
   meta: Record<string, unknown>;
 }
@@ -104,6 +107,7 @@ export async function loadDetectorModel(path = DEFAULT_DETECTOR_MODEL_PATH): Pro
           },
         }
       : {}),
+    ...(f.declines ? { declines: decodeHead(f.declines) } : {}),
     threshold: f.threshold,
     meta: f.meta,
   };
@@ -126,6 +130,7 @@ export function serialiseDetectorModel(model: DetectorModel): string {
           },
         }
       : {}),
+    ...(model.declines ? { declines: encodeHead(model.declines) } : {}),
     threshold: model.threshold,
     meta: model.meta,
   };

@@ -1,3 +1,4 @@
+import type { PolicyName } from "../policies.js";
 import type { Category, HarmVerdict, ImageRef } from "../types.js";
 
 /** What a detoxifier gets: the request, the flagged answer and why it was flagged. */
@@ -7,6 +8,8 @@ export interface DetoxInput {
   image?: ImageRef;
   category?: Category;
   verdict: HarmVerdict;
+  /** Why the answer is being repaired: its harm score, or a policy (see policies.ts). */
+  trigger?: "harm-score" | PolicyName;
 }
 
 /** A candidate replacement answer. The protector re-checks it with the detector before using it. */

@@ -42,6 +42,8 @@ export function createRedaction(options: RedactionOptions): Detoxifier {
     name: "redaction",
     async detoxify(input: DetoxInput): Promise<DetoxOutput> {
       if (!detector.scoreSpans) throw new NotApplicableError(`detector "${detector.name}" cannot score spans`);
+      // The answer does what a harmful request asked: what redaction keeps would still serve it.
+      if (input.trigger === "harmful-request") throw new NotApplicableError("the answer goes along with a harmful request");
       const scored = await detector.scoreSpans({ question: input.question, answer: input.answer });
       if (scored.length < 2) throw new NotApplicableError("answer too short to redact");
       const removed = new Set<number>();

@@ -1,5 +1,4 @@
 import type { ImageSignalResult } from "../image/signals.js";
-import type { ImageInput } from "../image/load.js";
 import type { ImageRef } from "../types.js";
 
 /**

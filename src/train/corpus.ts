@@ -6,6 +6,7 @@ import { readMmSafetyBenchGeminiAnswers, readMmSafetyBenchQuestions, type MmSafe
 import { readSafetyTunedLlamasTraining } from "../data/safety-tuned-llamas.js";
 import type { LabelledAnswer, PreferencePair } from "../data/types.js";
 import { readVlGuardAnswers } from "../data/vlguard.js";
+import { opensWithRefusal } from "../detector/persona.js";
 import { fnv1a } from "../internal/random.js";
 import type { Category } from "../types.js";
 
@@ -97,6 +98,8 @@ export async function loadDetectorCorpus(dataDir: string): Promise<DetectorCorpu
   for (const a of [...train, ...validation]) {
     const complies = compliesOf(a);
     if (complies !== undefined) a.complies = complies;
+    const declines = declinesOf(a);
+    if (declines !== undefined) a.declines = declines;
   }
   return { train, validation, pairs, test };
 }
@@ -111,6 +114,20 @@ function compliesOf(a: LabelledAnswer & { kind?: string }): boolean | undefined 
   if (a.source.startsWith("safety-tuned-llamas")) return false;
   if (a.source.startsWith("vlguard")) return a.kind === undefined ? undefined : a.kind === "safe";
   if (a.source.startsWith("gptfuzz") || a.source.startsWith("mm-safetybench")) return a.label === 1;
+  return undefined;
+}
+
+/**
+ * Whether an answer declines the task: safety-tuned refusals and VLGuard's answers to unsafe
+ * instructions do; helpful answers and harmful (complying) answers do not. A harmless answer to a
+ * harmful request declines only if it opens with a refusal; otherwise it is unknown (it may do the
+ * task harmlessly, or be persona banter with no content).
+ */
+function declinesOf(a: LabelledAnswer & { kind?: string }): boolean | undefined {
+  if (a.source.startsWith("alpaca-eval")) return false;
+  if (a.source.startsWith("safety-tuned-llamas")) return true;
+  if (a.source.startsWith("vlguard")) return a.kind === undefined ? undefined : a.kind !== "safe";
+  if (a.source.startsWith("gptfuzz") || a.source.startsWith("mm-safetybench")) return a.label === 1 ? false : opensWithRefusal(a.answer) ? true : undefined;
   return undefined;
 }
 

@@ -1,14 +1,15 @@
 import type { Backbone } from "../detector/backbones/backbone.js";
 import { answerFeatures, embedItems, featureVector } from "../detector/features.js";
+import { EmbeddedDetector } from "../detector/embedded.js";
 import { Head, sigmoid } from "../detector/head.js";
 import { LexicalModel, hashedNgrams } from "../detector/lexical.js";
-import { fuse, type DetectorModel, type Fusion } from "../detector/model-file.js";
+import type { DetectorModel, Fusion } from "../detector/model-file.js";
 import type { LabelledAnswer, PreferencePair } from "../data/types.js";
 import { binaryMetrics, thresholdForFpr, type BinaryMetrics } from "../eval/metrics.js";
 import { createRng, shuffleInPlace } from "../internal/random.js";
 import type { QAItem } from "../types.js";
-import { eitherHarmful, requestComplianceLogit, requestRisk, requestTermProbability, type RequestTerm } from "../detector/request-term.js";
-import { stripPersonas } from "./strip-persona.js";
+import { requestComplianceLogit, requestRisk, type RequestTerm } from "../detector/request-term.js";
+import { stripPersonas } from "../detector/persona.js";
 
 /**
  * Trains the embedded detector: frozen-backbone features → head (BCE + pairwise), a hashed n-gram
@@ -43,7 +44,7 @@ export interface DetectorTrainingOptions {
   targetFpr?: number;
   /** The request check's text head (frozen): with it, the request × compliance term is trained (see request-term.ts). */
   requestModel?: RequestTerm["request"];
-  /** Weight of each plain copy in the compliance head's data, relative to the original (default 1). */
+  /** Weight of each plain copy in the compliance and decline heads' data, relative to the original (default 1). */
   compliancePlainWeight?: number;
   lexicalBuckets?: number;
   maxSpans?: number;
@@ -134,8 +135,12 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
   const lexical = LexicalModel.train(lexDocs, lexLabels, { buckets, weights: lexWeights, seed });
   log("lexical model trained");
 
-  const compliance = options.requestModel ? await trainCompliance(data.train, backbone, maxSpans, seed, options.compliancePlainWeight ?? 1) : undefined;
+  const compliance = options.requestModel ? await trainAnswerHead(data.train, "complies", backbone, maxSpans, seed, options.compliancePlainWeight ?? 1) : undefined;
   if (compliance) log("compliance head trained");
+  // Optional: the harmful-request policy falls back to spotting an opening refusal without it.
+  const declinesKnown = data.train.filter((a) => a.declines !== undefined);
+  const declines = declinesKnown.some((a) => a.declines) && declinesKnown.some((a) => !a.declines) ? await trainAnswerHead(declinesKnown, "declines", backbone, maxSpans, seed, options.compliancePlainWeight ?? 1) : undefined;
+  log(declines ? "decline head trained" : "no decline head (the data has no known declines on both sides)");
 
   // Fusion, the term's calibration and the threshold on the validation split (answers the heads never saw).
   const requestModel = options.requestModel;
@@ -145,20 +150,18 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
   const lLogits = data.validation.map((a) => lexical.logitOfIds(hashedNgrams(a.answer, buckets)));
   const labels = data.validation.map((a) => a.label);
   const fusion = fitFusion(eLogits, lLogits, labels);
-  const scores = eLogits.map((e, i) => sigmoid(fuse(fusion, e, lLogits[i] as number).logit));
   let requestTerm: RequestTerm | undefined;
   if (requestModel && compliance) {
     const withQuestion = valEmbedded.map((e, i) => ({ e, i })).filter(({ e }) => e.requestRisk !== undefined);
     const kLogits = withQuestion.map(({ e }) => requestComplianceLogit(e.requestRisk as number, compliance.logit(answerFeatures(e, dim))));
     const [b, a] = fitLogistic(kLogits.map((k) => [1, k]), withQuestion.map(({ i }) => labels[i] as number), [0, 1]) as [number, number];
     requestTerm = { request: requestModel, compliance, calibration: { a, b } };
-    const term = requestTerm;
-    withQuestion.forEach(({ e, i }) => {
-      scores[i] = eitherHarmful(scores[i] as number, requestTermProbability(term, e.requestRisk as number, compliance.logit(answerFeatures(e, dim))));
-    });
     log(`request × compliance term: P = sigmoid(${a.toFixed(3)}·k + ${b.toFixed(3)})`);
   }
   const targetFpr = options.targetFpr ?? 0.01;
+  const untuned: DetectorModel = { backbone: backbone.id, maxSpans, head, lexical, fusion, ...(requestTerm ? { requestTerm } : {}), ...(declines ? { declines } : {}), threshold: 0.5, meta: { targetFpr, seed, hidden: options.hidden ?? 0, requestTerm: requestTerm !== undefined } };
+  // The threshold is chosen on the scores the shipped detector gives (every view, the noisy-OR).
+  const scores = (await new EmbeddedDetector(untuned, backbone).score(data.validation.map((a) => ({ question: a.question, answer: a.answer })))).map((v) => v.score);
   const threshold = chooseThreshold(scores, labels, data.validation.map((a) => a.label === 0 && a.complies === true), targetFpr);
   const metrics = binaryMetrics(scores, labels, threshold);
   const bySource: Record<string, { n: number; flagged: number }> = {};
@@ -170,32 +173,35 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
   log(`validation: recall ${metrics.recall.toFixed(3)} at FPR ${metrics.fpr.toFixed(4)} (threshold ${threshold.toFixed(4)}), AUROC ${metrics.auroc.toFixed(4)}`);
 
   return {
-    model: { backbone: backbone.id, maxSpans, head, lexical, fusion, ...(requestTerm ? { requestTerm } : {}), threshold, meta: { targetFpr, seed, hidden: options.hidden ?? 0, requestTerm: requestTerm !== undefined } },
+    model: { ...untuned, threshold },
     validation: { ...metrics, bySource },
   };
 }
 
 /**
- * The compliance head: does the answer do what was asked, or refuse / deflect? Trained on the answer
- * alone (blind to the question, so it learns the act, not the topics), on the answers whose
- * compliance is known, with jailbreak answers also in plain form.
+ * A head on the answer alone (blind to the question, so it learns the act, not the topics), trained on
+ * the answers whose `complies` / `declines` is known, with jailbreak answers also in plain form:
+ * - compliance (the request term): does the answer do what a request asked; on harmful requests the
+ *   judge's harmful label stands for "it complied";
+ * - decline (the harmful-request policy): does the answer refuse or deflect.
  */
-async function trainCompliance(answers: readonly LabelledAnswer[], backbone: Backbone, maxSpans: number, seed: number, plainWeight: number): Promise<Head> {
-  const items: Array<{ answer: string; complies: number; weight: number }> = [];
+async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "complies" | "declines", backbone: Backbone, maxSpans: number, seed: number, plainWeight: number): Promise<Head> {
+  const items: Array<{ answer: string; y: number; weight: number }> = [];
   for (const a of answers) {
-    if (a.complies === undefined) continue;
-    items.push({ answer: a.answer, complies: a.complies ? 1 : 0, weight: 1 });
+    const known = a[target];
+    if (known === undefined) continue;
+    items.push({ answer: a.answer, y: known ? 1 : 0, weight: 1 });
     const plain = plainWeight > 0 ? stripPersonas(a.answer) : null;
-    if (plain) items.push({ answer: plain, complies: a.complies ? 1 : 0, weight: plainWeight });
+    if (plain) items.push({ answer: plain, y: known ? 1 : 0, weight: plainWeight });
   }
-  const pos = items.filter((x) => x.complies === 1).length;
-  if (pos === 0 || pos === items.length) throw new Error("compliance data needs both complying and declining answers");
+  const pos = items.filter((x) => x.y === 1).length;
+  if (pos === 0 || pos === items.length) throw new Error(`the ${target} head needs answers on both sides`);
   const embedded = await embedItems(backbone, items.map((x) => ({ answer: x.answer })), maxSpans);
   return Head.train(
     {
       features: embedded.map((e) => answerFeatures(e, backbone.dim)),
-      labels: items.map((x) => x.complies),
-      weights: items.map((x) => x.weight * (x.complies ? items.length / (2 * pos) : items.length / (2 * (items.length - pos)))),
+      labels: items.map((x) => x.y),
+      weights: items.map((x) => x.weight * (x.y ? items.length / (2 * pos) : items.length / (2 * (items.length - pos)))),
     },
     { epochs: 8, seed },
   );

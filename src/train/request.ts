@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { readAlpacaEval, readLlavaBenchInTheWild, readVicuna80 } from "../data/benign.js";
 import { readAdvBench, readFigStep, readMmHarmfulBench, readRedInstruct } from "../data/harmful-questions.js";
-import { readMmSafetyBenchQuestions } from "../data/mm-safetybench.js";
+import { mmSafetyBenchGroup, readMmSafetyBenchQuestions } from "../data/mm-safetybench.js";
 import { resolveDataDir } from "../data/paths.js";
 import { readSafetyTunedLlamasEvaluation, readSafetyTunedLlamasTraining } from "../data/safety-tuned-llamas.js";
 import { readVlGuardQuestions } from "../data/vlguard.js";
@@ -18,7 +18,7 @@ import { fnv1a } from "../internal/random.js";
 import { serialiseRequestModel, type RequestCalibration, type RequestModel } from "../request/model-file.js";
 import { type RequestView, type ViewText, requestViews, viewFeatures } from "../request/request-checker.js";
 import type { Category } from "../types.js";
-import { HARMFUL_CATEGORIES, type Split } from "./corpus.js";
+import { HARMFUL_CATEGORIES, mmSplit, type Split } from "./corpus.js";
 import { cachedBackbone } from "./embedding-cache.js";
 
 /**
@@ -225,6 +225,8 @@ interface BaseQuestion {
   category?: Category;
   /** MM-SafetyBench TYPO request that comes with this question. */
   typo?: { prompt: string; keyPhrase: string };
+  /** The split the detector gives this question (MM-SafetyBench): its group goes there too. */
+  splitHint?: Split;
 }
 
 class UnionFind {
@@ -282,8 +284,10 @@ async function loadBaseQuestions(dataDir: string, excluded: RequestCorpus["stats
       continue;
     }
     const groupHint = `mm:${q.scenario}:${q.id}`;
-    out.push({ source: "mm-safetybench/question", question: q.question, label: 1, groupHint, category: q.category, typo: { prompt: q.rephrasedQuestion, keyPhrase: q.keyPhrase } });
-    if (q.changedQuestion.trim() && q.changedQuestion !== q.question) out.push({ source: "mm-safetybench/changed", question: q.changedQuestion, label: 1, groupHint, category: q.category });
+    // Held out here exactly when the detector and the protector evaluation hold it out.
+    const splitHint = mmSplit({ group: mmSafetyBenchGroup(q.scenario, q.id) });
+    out.push({ source: "mm-safetybench/question", question: q.question, label: 1, groupHint, splitHint, category: q.category, typo: { prompt: q.rephrasedQuestion, keyPhrase: q.keyPhrase } });
+    if (q.changedQuestion.trim() && q.changedQuestion !== q.question) out.push({ source: "mm-safetybench/changed", question: q.changedQuestion, label: 1, groupHint, splitHint, category: q.category });
   }
   const stl = join(dataDir, "safety-tuned-llamas");
   for (const q of await readSafetyTunedLlamasEvaluation(join(stl, "evaluation"))) out.push({ source: q.source, question: q.question, label: q.label, ...(q.category ? { category: q.category } : {}) });
@@ -351,6 +355,7 @@ export async function loadRequestCorpus(dataDir: string, options: RequestCorpusO
     } else {
       excluded.duplicates++;
       if (prev.label !== q.label) conflicted.add(key);
+      prev.splitHint ??= q.splitHint;
     }
   }
 
@@ -385,7 +390,8 @@ export async function loadRequestCorpus(dataDir: string, options: RequestCorpusO
     }
     const key = texts[0] as string;
     const b = fnv1a(`request:${key}`) % 100;
-    const split: Split = b < 15 ? "test" : b < 30 ? "validation" : "train";
+    const hints = new Set(list.map((i) => (unique[i] as BaseQuestion).splitHint));
+    const split: Split = hints.has("test") ? "test" : hints.has("validation") ? "validation" : hints.has("train") ? "train" : b < 15 ? "test" : b < 30 ? "validation" : "train";
     for (const i of list) {
       groupOf[i] = key;
       splitOfIdx[i] = split;

@@ -253,11 +253,30 @@ export function createProtector(options: ProtectorOptions): Protector {
     return Promise.all(results);
   }
 
+  // Streaming screens one request many times: its check runs once.
+  const requestMemo = new Map<string, Promise<RequestRisk | null>>();
+  function requestRiskOf(input: ProtectInput): Promise<RequestRisk | null> {
+    const key = createHash("sha256").update(input.question ?? "").update("\0").update(input.image?.url ?? "").digest("hex");
+    let hit = requestMemo.get(key);
+    if (!hit) {
+      hit = checkRequest(input);
+      requestMemo.set(key, hit);
+      hit.catch(() => requestMemo.delete(key));
+      if (requestMemo.size > 64) requestMemo.delete(requestMemo.keys().next().value as string);
+    }
+    return hit;
+  }
+
   async function screen(input: ProtectInput): Promise<HarmVerdict> {
     const ctx = await imageOf(input);
     const [verdict] = await detector.score([{ question: ctx ? ctx.question : input.question, answer: input.answer }]);
     if (!verdict) throw new Error("detector returned no verdict");
-    return verdict;
+    if (verdict.flagged || !policies.has("harmful-request")) return verdict;
+    const request = await requestRiskOf(input);
+    if (!request?.flagged || !goesAlong(input.answer, verdict)) return verdict;
+    const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
+    if (cat?.category && cat.probability >= confidence && policyFor(cat.category)) return verdict;
+    return { ...verdict, flagged: true, signals: { ...verdict.signals, harmfulRequest: request.score } };
   }
 
   async function checkRequest(input: Pick<ProtectInput, "question" | "image">): Promise<RequestRisk | null> {

@@ -106,8 +106,10 @@ export interface ProtectResult {
 export interface Protector {
   protect(input: ProtectInput, options?: { signal?: AbortSignal }): Promise<ProtectResult>;
   /**
-   * The detector's verdict alone (no policy, no repair) on a possibly partial answer: streaming uses
-   * it to release only text that passed. Rejects when the detector fails.
+   * The detector's verdict on a possibly partial answer, no repair: streaming uses it to release only
+   * text that passed. With the "harmful-request" policy on, an answer that goes along with a flagged
+   * request is flagged too (signal `harmfulRequest`), so it is stopped before any of it is shown.
+   * Rejects when the detector or the request check fails.
    */
   screen(input: ProtectInput): Promise<HarmVerdict>;
   /** The request check alone (before the MLLM answers); null when no request checker is configured. Rejects when it fails. */

@@ -79,7 +79,7 @@ test("streaming: an answer that goes along with a flagged request is stopped bef
     "Sure, here is how you do it, step by step, with things from any hardware store. Start with a sturdy steel container and a simple kitchen timer. " +
     "Then wire the two together with a length of thin copper wire. Finally tape the lid shut and set the timer for the time you want.";
   // A slow upstream, so windows are screened and released one by one.
-  const h = await startHarness({ protector: protectorWith(bombChecker()), fake: { reply: () => howTo, chunkDelayMs: 10 } });
+  const h = await startHarness({ protector: protectorWith(bombChecker()), fake: { reply: () => howTo, behaviour: { chunkDelayMs: 10 } } });
   try {
     const streamed = await rawRequest(`${h.baseURL}/chat/completions`, { body: ask("How do I build a bomb?", true) });
     assert.equal(streamed.status, 200);

@@ -5,6 +5,7 @@ import { REFUSAL_TEXT, type Detoxifier, type DetoxOutput } from "./detoxifier/de
 import { CandidateRejectedError, NotApplicableError } from "./detoxifier/errors.js";
 import { createRefusal } from "./detoxifier/refusal.js";
 import { createHash } from "node:crypto";
+import { promiseMemo } from "./internal/promise-memo.js";
 import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyName } from "./policies.js";
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker } from "./request/request-checker.js";
@@ -85,18 +86,12 @@ export function createProtector(options: ProtectorOptions): Protector {
   const onHarmfulRequest = options.onHarmfulRequest ?? "check-answer";
 
   // One image analysis per image, shared by the request check, the detector and streaming's repeated screens.
-  const imageMemo = new Map<string, Promise<ImageContext | undefined>>();
+  const imageMemo = promiseMemo<ImageContext | undefined>(64);
   function imageOf(input: ProtectInput): Promise<ImageContext | undefined> {
-    if (!input.image || !options.imageContext) return Promise.resolve(undefined);
-    const key = createHash("sha256").update(input.question ?? "").update("\0").update(input.image.url).digest("hex");
-    let hit = imageMemo.get(key);
-    if (!hit) {
-      hit = options.imageContext.analyze(input);
-      imageMemo.set(key, hit);
-      hit.catch(() => imageMemo.delete(key));
-      if (imageMemo.size > 64) imageMemo.delete(imageMemo.keys().next().value as string);
-    }
-    return hit;
+    const { image } = input;
+    const context = options.imageContext;
+    if (!image || !context) return Promise.resolve(undefined);
+    return imageMemo(requestKey(input), () => context.analyze(input));
   }
 
   /** Image context and request check for each input; an item whose image or check fails gets its error. */
@@ -254,18 +249,8 @@ export function createProtector(options: ProtectorOptions): Protector {
   }
 
   // Streaming screens one request many times: its check runs once.
-  const requestMemo = new Map<string, Promise<RequestRisk | null>>();
-  function requestRiskOf(input: ProtectInput): Promise<RequestRisk | null> {
-    const key = createHash("sha256").update(input.question ?? "").update("\0").update(input.image?.url ?? "").digest("hex");
-    let hit = requestMemo.get(key);
-    if (!hit) {
-      hit = checkRequest(input);
-      requestMemo.set(key, hit);
-      hit.catch(() => requestMemo.delete(key));
-      if (requestMemo.size > 64) requestMemo.delete(requestMemo.keys().next().value as string);
-    }
-    return hit;
-  }
+  const requestMemo = promiseMemo<RequestRisk | null>(64);
+  const requestRiskOf = (input: ProtectInput): Promise<RequestRisk | null> => requestMemo(requestKey(input), () => checkRequest(input));
 
   async function screen(input: ProtectInput): Promise<HarmVerdict> {
     const ctx = await imageOf(input);
@@ -295,6 +280,11 @@ export function createProtector(options: ProtectorOptions): Protector {
       await Promise.all([detector.close?.(), ...chain.map((d) => d.close?.()), options.imageContext?.close(), options.requestChecker?.close()]);
     },
   };
+}
+
+/** One request (question + image URL) as a memo key. */
+function requestKey(input: Pick<ProtectInput, "question" | "image">): string {
+  return createHash("sha256").update(input.question ?? "").update("\0").update(input.image?.url ?? "").digest("hex");
 }
 
 function fmt(x: number): string {

@@ -31,6 +31,15 @@ function streamed(text: string, size: number, extra: LanguageModelV3StreamPart[]
   return { stream: simulateReadableStream({ chunks }) };
 }
 
+/** Runs the middleware's wrapStream over `doStream` and collects every part it lets out. */
+async function wrapStreamParts(mw: ReturnType<typeof protectorMiddleware>, doStream: () => Promise<LanguageModelV3StreamResult>, params: LanguageModelV3CallOptions = { prompt: [] }): Promise<LanguageModelV3StreamPart[]> {
+  const res = (await mw.wrapStream?.({ doStream, doGenerate: async () => generated([]), params, model: new MockLanguageModelV3() })) as LanguageModelV3StreamResult;
+  const parts: LanguageModelV3StreamPart[] = [];
+  const reader = res.stream.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
+  return parts;
+}
+
 const wrap = (model: MockLanguageModelV3, protector: Protector = keywordProtector(), onError?: "refuse" | "pass") =>
   wrapLanguageModel({ model, middleware: protectorMiddleware({ protector, streamWindow: { minChars: 40 }, onError }) });
 
@@ -99,15 +108,8 @@ test("streamText: a harmful last sentence, shorter than a window, is caught by t
 
 test("wrapStream: reasoning is held to the end and withheld with a flagged answer; raw parts never pass", async () => {
   const mw = protectorMiddleware({ protector: keywordProtector(), streamWindow: { minChars: 40 } });
-  const model = new MockLanguageModelV3();
   const params: LanguageModelV3CallOptions = { prompt: [{ role: "user", content: [{ type: "text", text: "x" }] }] };
-  const run = async (text: string, extra: LanguageModelV3StreamPart[]) => {
-    const res = (await mw.wrapStream?.({ doStream: async () => streamed(text, 4, extra), doGenerate: async () => generated([]), params, model })) as LanguageModelV3StreamResult;
-    const parts: LanguageModelV3StreamPart[] = [];
-    const reader = res.stream.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
-    return parts;
-  };
+  const run = (text: string, extra: LanguageModelV3StreamPart[]) => wrapStreamParts(mw, async () => streamed(text, 4, extra), params);
   const reasoning: LanguageModelV3StreamPart[] = [
     { type: "raw", rawValue: { leaked: "explosive" } },
     { type: "reasoning-start", id: "r" },
@@ -133,18 +135,7 @@ test("wrapStream: tool input split over deltas is screened whole; a flagged call
     { type: "tool-input-end", id: "c1" },
     { type: "tool-call", toolCallId: "c1", toolName: "send", input },
   ];
-  const run = async (input: string) => {
-    const res = (await mw.wrapStream?.({
-      doStream: async () => streamed(BENIGN_ANSWER, 6, [], toolParts(input)),
-      doGenerate: async () => generated([]),
-      params: { prompt: [] },
-      model: new MockLanguageModelV3(),
-    })) as LanguageModelV3StreamResult;
-    const parts: LanguageModelV3StreamPart[] = [];
-    const reader = res.stream.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
-    return parts;
-  };
+  const run = (input: string) => wrapStreamParts(mw, async () => streamed(BENIGN_ANSWER, 6, [], toolParts(input)));
   const ok = await run('{"to":"bob"}');
   assert.equal(ok.filter((p) => p.type.startsWith("tool-")).length, toolParts('{"to":"bob"}').length);
   const bad = await run('{"body":"mix the explosive"}');
@@ -161,15 +152,7 @@ test("an error part mid-stream ends the stream with an error; held text is dropp
     { type: "text-delta", id: "t", delta: "Short start, then the explosive" },
     { type: "error", error: new Error("provider overloaded") },
   ];
-  const res = (await mw.wrapStream?.({
-    doStream: async () => ({ stream: simulateReadableStream({ chunks }) }),
-    doGenerate: async () => generated([]),
-    params: { prompt: [] },
-    model: new MockLanguageModelV3(),
-  })) as LanguageModelV3StreamResult;
-  const parts: LanguageModelV3StreamPart[] = [];
-  const reader = res.stream.getReader();
-  for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
+  const parts = await wrapStreamParts(mw, async () => ({ stream: simulateReadableStream({ chunks }) }));
   assert.deepEqual(parts.map((p) => p.type), ["error"]);
   assert.match(String((parts[0] as { error: Error }).error.message), /provider overloaded/);
 });

@@ -12,7 +12,9 @@ import {
   type RequestView,
   type SignalPriors,
   type ViewText,
+  VIEW_SLOT_COUNT,
   combineEvidence,
+  pointsAtPhrase,
   requestViews,
   resolvePriors,
   viewFeatures,
@@ -42,6 +44,7 @@ const inputSchema = z.object({
   question: z.string().optional(),
   image: imageRefSchema.optional(),
   imageAnalysis: z.looseObject({ fired: z.array(z.string()), ocrText: z.string().optional() }).optional(),
+  imageText: z.string().optional(),
 });
 
 /**
@@ -62,7 +65,7 @@ export class EmbeddedRequestChecker implements RequestChecker {
     private readonly options: Omit<EmbeddedRequestCheckerOptions, "model" | "backbone" | "modelPath"> = {},
   ) {
     if (backbone.id !== model.backbone) throw new Error(`request model was trained on backbone "${model.backbone}" but got "${backbone.id}"`);
-    if (model.head.inputDim !== backbone.dim + 3) throw new Error("request model does not match the backbone's dimension");
+    if (model.head.inputDim !== backbone.dim + VIEW_SLOT_COUNT) throw new Error("request model does not match the backbone's dimension");
     const threshold = options.threshold ?? model.threshold;
     if (!(threshold >= 0 && threshold <= 1)) throw new RangeError(`threshold must be within 0..1, got ${threshold}`);
     this.threshold = threshold;
@@ -87,7 +90,8 @@ export class EmbeddedRequestChecker implements RequestChecker {
 
     const plans = inputs.map((input, i) => {
       const a = analyses[i]?.result;
-      return requestViews(input.question, a?.ocrText, a !== undefined && a.fired.includes("ocr-text"));
+      const ocrRead = a !== undefined && a.fired.includes("ocr-text");
+      return ocrRead || input.imageText === undefined ? requestViews(input.question, a?.ocrText, ocrRead) : requestViews(input.question, input.imageText);
     });
     const contentStarted = performance.now();
     const probabilities = await this.scoreViews(plans.flat());
@@ -98,7 +102,8 @@ export class EmbeddedRequestChecker implements RequestChecker {
       const perView: Partial<Record<RequestView, number>> = {};
       for (const v of views) perView[v.view] = probabilities[k++] as number;
       const a = analyses[i];
-      const { score, signals } = combineEvidence({ views: perView, imageFired: a?.result.fired ?? [] }, this.threshold, this.priors);
+      const unreadPointer = perView.combined === undefined && pointsAtPhrase(inputs[i]?.question);
+      const { score, signals } = combineEvidence({ views: perView, imageFired: a?.result.fired ?? [], unreadPointer }, this.threshold, this.priors);
       const verdict: RequestVerdict = {
         score,
         flagged: score >= this.threshold,

@@ -8,7 +8,8 @@ import { createHash } from "node:crypto";
 import { promiseMemo } from "./internal/promise-memo.js";
 import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyName } from "./policies.js";
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
-import type { RequestChecker } from "./request/request-checker.js";
+import type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
+import { pointsAtImage, restatedImageText } from "./request/restated.js";
 import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
 
 export interface ProtectorOptions {
@@ -105,7 +106,17 @@ export function createProtector(options: ProtectorOptions): Protector {
           const c = contexts[i];
           return { question: input.question, imageAnalysis: c && "ctx" in c ? c.ctx?.analysis : undefined };
         }));
-        risks = verdicts.map((v) => ({ score: v.score, flagged: v.flagged, threshold: v.threshold, signals: v.signals }));
+        risks = verdicts.map(riskOf);
+        // A request whose subject is a phrase in the picture is checked again with the phrase as the
+        // answer quotes it: the better-informed verdict replaces the first.
+        const again = inputs.map((input, i) => ({ i, req: rereads(risks?.[i]) ? restatedRequest(input, contexts[i] && "ctx" in contexts[i] ? contexts[i].ctx : undefined) : undefined }));
+        const todo = again.filter((x): x is { i: number; req: RequestInput } => x.req !== undefined);
+        if (todo.length) {
+          const restated = await options.requestChecker.checkBatch(todo.map((x) => x.req));
+          todo.forEach(({ i }, k) => {
+            if (risks) risks[i] = restatedRisk(restated[k] as RequestVerdict);
+          });
+        }
       } catch (err) {
         riskError = err;
       }
@@ -257,7 +268,12 @@ export function createProtector(options: ProtectorOptions): Protector {
     const [verdict] = await detector.score([{ question: ctx ? ctx.question : input.question, answer: input.answer }]);
     if (!verdict) throw new Error("detector returned no verdict");
     if (verdict.flagged || !policies.has("harmful-request")) return verdict;
-    const request = await requestRiskOf(input);
+    let request = await requestRiskOf(input);
+    const restated = rereads(request) ? restatedRequest(input, ctx) : undefined;
+    if (restated && options.requestChecker) {
+      const checker = options.requestChecker;
+      request = await requestMemo(`${requestKey(input)}\0${restated.imageText}`, async () => restatedRisk(await checker.check(restated)));
+    }
     if (!request?.flagged || !goesAlong(input.answer, verdict)) return verdict;
     const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
     if (cat?.category && cat.probability >= confidence && policyFor(cat.category)) return verdict;
@@ -267,8 +283,19 @@ export function createProtector(options: ProtectorOptions): Protector {
   async function checkRequest(input: Pick<ProtectInput, "question" | "image">): Promise<RequestRisk | null> {
     if (!options.requestChecker) return null;
     const ctx = await imageOf({ ...input, answer: "" });
-    const v = await options.requestChecker.check({ question: input.question, imageAnalysis: ctx?.analysis });
-    return { score: v.score, flagged: v.flagged, threshold: v.threshold, signals: v.signals };
+    return riskOf(await options.requestChecker.check({ question: input.question, imageAnalysis: ctx?.analysis }));
+  }
+
+  /**
+   * The request to check again when the prompt points at a picture whose text OCR did not read (no
+   * image to hand, or a picture without print) and the answer quotes what the picture says (restated.ts).
+   * Only requests that passed, or were flagged for an unread pointer alone, are worth reading again.
+   */
+  function restatedRequest(input: ProtectInput, ctx: ImageContext | undefined): RequestInput | undefined {
+    if (!policies.has("harmful-request") || ctx?.imageText !== undefined) return undefined;
+    if (!input.image && !pointsAtImage(input.question)) return undefined;
+    const imageText = restatedImageText(input.answer);
+    return imageText === undefined ? undefined : { question: input.question, imageText, ...(ctx ? { imageAnalysis: ctx.analysis } : {}) };
   }
 
   return {
@@ -280,6 +307,19 @@ export function createProtector(options: ProtectorOptions): Protector {
       await Promise.all([detector.close?.(), ...chain.map((d) => d.close?.()), options.imageContext?.close(), options.requestChecker?.close()]);
     },
   };
+}
+
+function riskOf(v: RequestVerdict): RequestRisk {
+  return { score: v.score, flagged: v.flagged, threshold: v.threshold, signals: v.signals };
+}
+
+/** Whether a request's verdict could change once the image's phrase is known. */
+function rereads(risk: RequestRisk | null | undefined): boolean {
+  return !risk?.flagged || (risk.signals.length === 1 && risk.signals[0] === "unread-pointer");
+}
+
+function restatedRisk(v: RequestVerdict): RequestRisk {
+  return { ...riskOf(v), signals: [...v.signals, "restated"] };
 }
 
 /** One request (question + image URL) as a memo key. */

@@ -77,7 +77,10 @@ export interface RequestRisk {
   score: number;
   flagged: boolean;
   threshold: number;
-  /** What fired: "text", "ocr-text", "combined", "ocr-empty-list", "explicit:…". */
+  /**
+   * What fired: "text", "ocr-text", "combined", "ocr-empty-list", "explicit:…"; "restated" when the
+   * image text came from the answer quoting it, not from OCR (the request passed without it).
+   */
   signals: string[];
 }
 

@@ -93,8 +93,9 @@ function toyCorpus(): RequestCorpus {
 }
 
 let toyModel: RequestModel | undefined;
+// Mechanics on a fake backbone: a linear head (the shipped MLP is sized for real embeddings).
 async function trainedToyModel(): Promise<RequestModel> {
-  toyModel ??= (await trainRequestModel(toyCorpus(), fakeBackbone(), { epochs: 30, learningRate: 0.01, lexicalBuckets: 1 << 10 })).model;
+  toyModel ??= (await trainRequestModel(toyCorpus(), fakeBackbone(), { hidden: 0, epochs: 30, learningRate: 0.01, lexicalBuckets: 1 << 10 })).model;
   return toyModel;
 }
 

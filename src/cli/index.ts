@@ -81,7 +81,7 @@ trainCommand("categories", "train the MM-SafetyBench category head", "models/cat
     process.exitCode = await runTrainCategories(o);
   });
 trainCommand("request", "train the request check (prompt + image text, before the MLLM answers)", "models/request.json")
-  .option("--hidden <n>", "hidden units of the head (0 = linear; default: the shipped head's 64)", (v) => Number(v))
+  .option("--hidden <n>", "hidden units of the head (0 = linear; default: the shipped head's 32)", (v) => Number(v))
   .option("--target-fpr <p>", "benign false-positive rate the threshold holds on validation", probability, 0.01)
   .option("--report <file>", "write the validation/test report (JSON)")
   .action(async (o: { data?: string; out: string; hidden?: number; targetFpr: number; cache: string; report?: string }) => {

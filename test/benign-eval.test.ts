@@ -35,15 +35,19 @@ test("evaluateBenign runs the protector over each set and reports progress", asy
   assert.deepEqual(progress, [[2, 3], [3, 3]]);
 });
 
-test("the benign sets load from the shared data, and the protector suite still reports all four", async (t) => {
+test("the benign sets load from the shared data, and the protector suite reports each", async (t) => {
   if (!dataDirOrSkip(t, "benign", "vicuna-80") || !dataDirOrSkip(t, "vlguard") || !dataDirOrSkip(t, "mm-safetybench", "answers-gemini")) return;
   const sets = await loadBenignSets(resolveDataDir());
-  assert.deepEqual(Object.keys(sets), ["vicuna-80", "llava-bench", "vlguard-test"]);
+  assert.deepEqual(Object.keys(sets), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out"]);
   assert.ok(Object.values(sets).every((s) => s.length > 50 && s.every((a) => a.label === 0)));
+  // Held out from the request check's training, and from models the detector never trained on.
+  const alpaca = sets["alpaca-eval-held-out"] ?? [];
+  assert.equal(new Set(alpaca.map((a) => a.model)).size, 3);
+  assert.ok(alpaca.length >= 300 && alpaca.length <= 500, `${alpaca.length} answers`);
 
   const passAll: HarmDetector = { name: "none", threshold: 0.5, score: async (items) => items.map(() => ({ score: 0, flagged: false, threshold: 0.5, signals: {} })) };
   const report = await evaluateProtector(createProtector({ detector: passAll }), resolveDataDir());
-  assert.deepEqual(Object.keys(report.benign), ["vicuna-80", "llava-bench", "vlguard-test", "mm-safetybench-safe"]);
+  assert.deepEqual(Object.keys(report.benign), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out", "mm-safetybench-safe"]);
   assert.equal(report.benign["vicuna-80"]?.n, sets["vicuna-80"]?.length);
   assert.ok(Object.values(report.benign).every((b) => b.changed === 0 && b.disclaimerOnly === 0));
 });

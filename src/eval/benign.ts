@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readLlavaBenchInTheWild, readVicuna80 } from "../data/benign.js";
+import { readAlpacaEval, readLlavaBenchInTheWild, readVicuna80 } from "../data/benign.js";
 import type { LabelledAnswer } from "../data/types.js";
 import { readVlGuardAnswers } from "../data/vlguard.js";
+import { ALPACA_TEST_MODELS } from "../train/corpus.js";
 import type { ProtectResult, Protector } from "../types.js";
 
 /**
@@ -62,6 +63,13 @@ export async function loadBenignSets(dataDir: string): Promise<Record<string, La
   if (existsSync(at("benign", "llava-bench-in-the-wild"))) sets["llava-bench"] = await readLlavaBenchInTheWild(at("benign", "llava-bench-in-the-wild"));
   const vlguard = ["test.json", "gpt4_safe_safes.json"].map((f) => at("vlguard", f)).filter((f) => existsSync(f));
   if (vlguard.length) sets["vlguard-test"] = (await Promise.all(vlguard.map((f) => readVlGuardAnswers(f)))).flat();
+  if (existsSync(at("benign", "alpaca-eval"))) {
+    // Ordinary instructions: the answers of the detector's unseen models to the instructions the request
+    // check held out (it trains on most AlpacaEval instructions, so the rest would flatter it).
+    const { loadRequestCorpus } = await import("../train/request.js");
+    const heldOut = new Set((await loadRequestCorpus(dataDir)).requests.filter((r) => r.source === "alpaca-eval" && r.split === "test").map((r) => r.question));
+    sets["alpaca-eval-held-out"] = (await readAlpacaEval(at("benign", "alpaca-eval"))).filter((a) => ALPACA_TEST_MODELS.has(a.model ?? "") && heldOut.has(a.question));
+  }
   return sets;
 }
 

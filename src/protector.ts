@@ -10,7 +10,7 @@ import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyNam
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
 import { pointsAtImage, restatedImageText } from "./request/restated.js";
-import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
+import type { Category, HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
 
 export interface ProtectorOptions {
   detector: HarmDetector;
@@ -158,7 +158,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     const categoryPolicyApplies = categoryPolicy !== null && sureEnough && policies.has(categoryPolicy) && policyViolated(categoryPolicy, input.answer);
     const request = prepared.request;
     // Also on flagged answers: then redaction is skipped, since what it keeps would still serve the request.
-    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && goesAlong(input.answer, verdict);
+    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && corroborated(request, category) && goesAlong(input.answer, verdict);
     if (!verdict.flagged && !categoryPolicyApplies && !harmfulRequestApplies) {
       return { ...base, output: input.answer, action: "pass", explanation: `harm score ${fmt(verdict.score)} is below the threshold ${fmt(verdict.threshold)}`, attempts: [] };
     }
@@ -276,7 +276,8 @@ export function createProtector(options: ProtectorOptions): Protector {
     }
     if (!request?.flagged || !goesAlong(input.answer, verdict)) return verdict;
     const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
-    if (cat?.category && cat.probability >= confidence && policyFor(cat.category)) return verdict;
+    const category = cat?.category && cat.probability >= confidence ? cat.category : undefined;
+    if ((category && policyFor(category)) || !corroborated(request, category)) return verdict;
     return { ...verdict, flagged: true, signals: { ...verdict.signals, harmfulRequest: request.score } };
   }
 
@@ -284,6 +285,17 @@ export function createProtector(options: ProtectorOptions): Protector {
     if (!options.requestChecker) return null;
     const ctx = await imageOf({ ...input, answer: "" });
     return riskOf(await options.requestChecker.check({ question: input.question, imageAnalysis: ctx?.analysis }));
+  }
+
+  /**
+   * The harmful-request policy overrides an answer the detector let pass on the request check's word
+   * alone, so with a categorizer it also needs the category head to place the exchange in a harm category:
+   * one model's false alarm on an ordinary request ("How can I reduce my alcohol consumption without
+   * seeming rude?") must not refuse a helpful answer. A request whose subject nothing could read
+   * (`unread-pointer`) needs no second opinion: the categorizer cannot see that subject either.
+   */
+  function corroborated(request: RequestRisk, category: Category | undefined): boolean {
+    return !categorizer || category !== undefined || request.signals.includes("unread-pointer");
   }
 
   /**

@@ -78,8 +78,9 @@ export interface RequestRisk {
   flagged: boolean;
   threshold: number;
   /**
-   * What fired: "text", "ocr-text", "combined", "ocr-empty-list", "explicit:…"; "restated" when the
-   * image text came from the answer quoting it, not from OCR (the request passed without it).
+   * What fired (the request check's `REQUEST_SIGNALS`: "text", "ocr-text", "combined", "resolved",
+   * "ocr-empty-list", "unread-pointer", "explicit:…"), plus "restated" when the request was checked
+   * again with the image's phrase as the answer quotes it (this verdict is that second check's).
    */
   signals: string[];
 }

@@ -10,7 +10,7 @@ import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyNam
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
 import { pointsAtImage, restatedImageText } from "./request/restated.js";
-import type { Category, HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
+import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
 
 export interface ProtectorOptions {
   detector: HarmDetector;
@@ -158,7 +158,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     const categoryPolicyApplies = categoryPolicy !== null && sureEnough && policies.has(categoryPolicy) && policyViolated(categoryPolicy, input.answer);
     const request = prepared.request;
     // Also on flagged answers: then redaction is skipped, since what it keeps would still serve the request.
-    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && corroborated(request, category) && goesAlong(input.answer, verdict);
+    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && goesAlong(input.answer, verdict) && (await corroborated(request, question));
     if (!verdict.flagged && !categoryPolicyApplies && !harmfulRequestApplies) {
       return { ...base, output: input.answer, action: "pass", explanation: `harm score ${fmt(verdict.score)} is below the threshold ${fmt(verdict.threshold)}`, attempts: [] };
     }
@@ -277,7 +277,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     if (!request?.flagged || !goesAlong(input.answer, verdict)) return verdict;
     const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
     const category = cat?.category && cat.probability >= confidence ? cat.category : undefined;
-    if ((category && policyFor(category)) || !corroborated(request, category)) return verdict;
+    if ((category && policyFor(category)) || !(await corroborated(request, ctx ? ctx.question : input.question))) return verdict;
     return { ...verdict, flagged: true, signals: { ...verdict.signals, harmfulRequest: request.score } };
   }
 
@@ -288,14 +288,20 @@ export function createProtector(options: ProtectorOptions): Protector {
   }
 
   /**
-   * The harmful-request policy overrides an answer the detector let pass on the request check's word
-   * alone, so with a categorizer it also needs the category head to place the exchange in a harm category:
-   * one model's false alarm on an ordinary request ("How can I reduce my alcohol consumption without
-   * seeming rude?") must not refuse a helpful answer. A request whose subject nothing could read
-   * (`unread-pointer`) needs no second opinion: the categorizer cannot see that subject either.
+   * The harmful-request policy overrides an answer the detector passed on the request check's word
+   * alone, so with a categorizer it also needs the category head, reading the request alone, not to
+   * call it ordinary (P(no scenario) < 0.5; without that probability, a category at
+   * `categoryConfidence`): one model's false alarm on an everyday request ("Help me get a job in the
+   * government in which I'll have major bargaining power") must not refuse a helpful answer. The request alone, because a
+   * partly benign answer dilutes the exchange and a streamed answer is partial. A request whose subject
+   * is a phrase in the picture (`unread-pointer`, or read from the answer: `restated`) needs no second
+   * opinion: the category head cannot see that subject.
    */
-  function corroborated(request: RequestRisk, category: Category | undefined): boolean {
-    return !categorizer || category !== undefined || request.signals.includes("unread-pointer");
+  async function corroborated(request: RequestRisk, question: string | undefined): Promise<boolean> {
+    if (!categorizer || request.signals.includes("unread-pointer") || request.signals.includes("restated")) return true;
+    const [cat] = await categorizer.categorize([{ question, answer: "" }]);
+    if (cat?.ordinary !== undefined) return cat.ordinary < ORDINARY_PROBABILITY;
+    return cat?.category != null && cat.probability >= confidence;
   }
 
   /**
@@ -333,6 +339,9 @@ function rereads(risk: RequestRisk | null | undefined): boolean {
 function restatedRisk(v: RequestVerdict): RequestRisk {
   return { ...riskOf(v), signals: [...v.signals, "restated"] };
 }
+
+/** At or above this P(no scenario) the category head calls an exchange ordinary. */
+const ORDINARY_PROBABILITY = 0.5;
 
 /** One request (question + image URL) as a memo key. */
 function requestKey(input: Pick<ProtectInput, "question" | "image">): string {

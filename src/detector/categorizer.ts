@@ -5,6 +5,8 @@ export interface CategoryVerdict {
   category: Category | null;
   /** Probability of `category` (of "none" when category is null). */
   probability: number;
+  /** Probability that the exchange is an ordinary one (no scenario), when the categorizer knows it. */
+  ordinary?: number;
 }
 
 /** Decides which MM-SafetyBench scenario a (question, answer) belongs to; drives policies and repair. */

@@ -77,7 +77,7 @@ export class CategoryHead {
     let best = 0;
     for (let c = 1; c < p.length; c++) if ((p[c] as number) > (p[best] as number)) best = c;
     const cls = CATEGORY_CLASSES[best] as CategoryClass;
-    return { category: cls === "none" ? null : cls, probability: p[best] as number };
+    return { category: cls === "none" ? null : cls, probability: p[best] as number, ordinary: p[CATEGORY_CLASSES.indexOf("none")] as number };
   }
 
   serialise(): string {

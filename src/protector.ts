@@ -292,10 +292,10 @@ export function createProtector(options: ProtectorOptions): Protector {
    * alone, so with a categorizer it also needs the category head, reading the request alone, not to
    * call it ordinary (P(no scenario) < 0.5; without that probability, a category at
    * `categoryConfidence`): one model's false alarm on an everyday request ("Help me get a job in the
-   * government in which I'll have major bargaining power") must not refuse a helpful answer. The request alone, because a
-   * partly benign answer dilutes the exchange and a streamed answer is partial. A request whose subject
-   * is a phrase in the picture (`unread-pointer`, or read from the answer: `restated`) needs no second
-   * opinion: the category head cannot see that subject.
+   * government in which I'll have major bargaining power") must not refuse a helpful answer. The
+   * request alone, because a partly benign answer dilutes the exchange and a streamed answer is partial.
+   * A request whose subject is a phrase in the picture (`unread-pointer`, or read from the answer:
+   * `restated`) needs no second opinion: the category head cannot see that subject.
    */
   async function corroborated(request: RequestRisk, question: string | undefined): Promise<boolean> {
     if (!categorizer || request.signals.includes("unread-pointer") || request.signals.includes("restated")) return true;

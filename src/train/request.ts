@@ -195,7 +195,11 @@ export function queryRelevantForm(question: string, salt: number): { prompt: str
   const q = question.trim().replace(/\s+/gu, " ");
   const at = q.indexOf(phrase);
   if (at < 0) return undefined;
-  const rest = `${q.slice(0, at).replace(/\b(?:a|an|the)\s+$/iu, "")}this product${q.slice(at + phrase.length)}`;
+  const before = q.slice(0, at).replace(/\b(?:a|an|the)\s+$/iu, "");
+  const after = q.slice(at + phrase.length);
+  // A question that is nothing but the phrase leaves no request to point with.
+  if (contentWords(`${before} ${after}`).length === 0) return undefined;
+  const rest = `${before}this product${after}`;
   return { prompt: `${lead} a phrase of a product. ${rest}`, keyPhrase: phrase };
 }
 
@@ -482,10 +486,9 @@ export async function loadRequestCorpus(dataDir: string, options: RequestCorpusO
       // lean harmful under a benign phrase, too noisy a label to set the threshold or to report on.
       const salt = fnv1a(`qr-form:${q.question}`);
       const form = queryRelevantForm(q.question, salt);
-      const pool = pointers;
-      if (form && q.label === 0 && pool.length && salt % 2 === 0) {
+      if (form && q.label === 0 && pointers.length && salt % 2 === 0) {
         // A benign phrase under one of the benchmark's own prompts: the wording alone must not decide.
-        requests.push({ source: `${q.source}+query-relevant`, question: pool[(salt >>> 8) % pool.length] as string, ocrText: form.keyPhrase, label: 0, textLabel: null, ocrLabel: null, group, split, ...cat });
+        requests.push({ source: `${q.source}+query-relevant`, question: pointers[(salt >>> 8) % pointers.length] as string, ocrText: form.keyPhrase, label: 0, textLabel: null, ocrLabel: null, group, split, ...cat });
       } else if (form) {
         // The pointing prompt is benign on its own unless a harmful request's leftover words make it one.
         requests.push({ source: `${q.source}+query-relevant`, question: form.prompt, ocrText: form.keyPhrase, label: q.label, textLabel: q.label === 0 ? 0 : null, ocrLabel: null, group, split, ...cat });
@@ -585,14 +588,14 @@ export type RequestFamily = (typeof REQUEST_FAMILIES)[number];
 
 export function requestFamily(source: string): RequestFamily {
   if (source.startsWith("judge/")) return "judgement";
-  if (source.endsWith("+typo") || source.endsWith("+query-relevant") || source === "mm-safetybench/typo") return "typographic";
+  if (source.endsWith("+typo") || source === "mm-safetybench/typo") return "typographic";
   if (source.endsWith("+document") || source === "ocr-noise") return "image-text";
   return "text";
 }
 
 /**
  * Hidden units of the shipped request head, chosen on validation recall at the shipped threshold (FPR
- * ≤ 1 % on every benign family): linear 0.854, 32 units 0.918, 64 units 0.892, 128 units 0.897. A
+ * ≤ 1 % on every benign family): linear 0.863, 32 units 0.900, 64 units 0.898, 128 units 0.877. A
  * query-relevant request is harmful when its phrase is, whatever the pointing prompt says: an
  * interaction a linear head on one embedding captures poorly.
  */

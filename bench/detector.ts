@@ -1,14 +1,19 @@
 /**
  * Detector speed: answers/s in batches, p50/p95 latency of one answer scored alone, peak RSS,
- * for short (~50 tokens) and long (~300 tokens) answers. Run: node --import tsx bench/detector.ts [count]
+ * for short (~50 tokens) and long (~300 tokens) answers. Run: node --import tsx bench/detector.ts [count] [--workers N]
+ * (USE-lite's worker threads; default one per core, 0 runs the model on the main thread).
  */
 import { performance } from "node:perf_hooks";
+import { createUseLiteBackbone } from "../src/detector/backbones/use-lite.js";
 import { loadDefaultModels } from "../src/defaults.js";
 import { benchTexts, peakRssMb, percentile } from "./texts.js";
 
-const count = Number(process.argv[2] ?? 256);
+const args = process.argv.slice(2);
+const workersAt = args.indexOf("--workers");
+const workers = workersAt >= 0 ? Number(args[workersAt + 1]) : undefined;
+const count = Number(args.find((a, i) => /^\d+$/.test(a) && i !== workersAt + 1) ?? 256);
 const t0 = performance.now();
-const { detector } = await loadDefaultModels();
+const { detector } = await loadDefaultModels({ backbone: await createUseLiteBackbone({ workers }) });
 const loadMs = performance.now() - t0;
 const texts = await benchTexts(count);
 const fresh = await benchTexts(64, count);
@@ -28,7 +33,7 @@ for (const [name, items] of Object.entries(texts)) {
   }
   rows.push(`${name.padEnd(6)} (${items.length} answers, ~${Math.round(items[0]!.answer.length / 4)} tokens): ${batchPerSec.toFixed(1)} answers/s batched; one at a time p50 ${percentile(lat, 50).toFixed(1)} ms, p95 ${percentile(lat, 95).toFixed(1)} ms`);
 }
-console.log(`model load ${loadMs.toFixed(0)} ms`);
+console.log(`USE-lite int8, ${workers ?? "default"} workers; model load ${loadMs.toFixed(0)} ms`);
 for (const r of rows) console.log(r);
 console.log(`peak RSS ${peakRssMb().toFixed(0)} MB`);
 await detector.close();

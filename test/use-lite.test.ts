@@ -67,6 +67,20 @@ test("batching and order do not change an embedding", async () => {
   assert.ok(maxDiff < 1e-5, `max |Δ| ${maxDiff}`);
 });
 
+test("int8 (the default) embeds a text bit for bit the same alone, in any batch, and in or out of workers", async () => {
+  const text = SAMPLES[2] as string;
+  const others = [...SAMPLES, "The quick brown fox jumps over the lazy dog. ".repeat(30), "Ünïcödé ☃ 😀 ".repeat(40)];
+  const [alone] = await quantised.embed([text]);
+  const inBatch = (await quantised.embed([...others].reverse()))[others.length - 1 - 2];
+  assert.deepEqual(inBatch, alone);
+  const inProcess = await createUseLiteBackbone({ precision: "int8", workers: 0 });
+  try {
+    assert.deepEqual(await inProcess.embed(others), await quantised.embed(others));
+  } finally {
+    await inProcess.close();
+  }
+});
+
 test("empty text and a 1 MB text embed to unit vectors without stalling", async () => {
   const huge = "word ".repeat(200_000);
   const started = Date.now();

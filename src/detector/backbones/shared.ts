@@ -3,7 +3,8 @@ import type { Backbone } from "./backbone.js";
 /**
  * Lets the detector and the categorizer share one backbone without embedding the same text twice
  * when they look at the same request at the same moment: a bounded memo of in-flight and recent
- * embeddings keyed by the exact text. The backbone is deterministic, so this never changes results.
+ * embeddings keyed by the exact text. The backbone embeds a text the same in any batch (for USE-lite int8
+ * see `UseLiteOptions.precision`), so this never changes results.
  */
 export function sharedBackbone(backbone: Backbone, maxEntries = 1024): Backbone {
   const memo = new Map<string, Promise<Float32Array>>();

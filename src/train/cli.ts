@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { Backbone } from "../detector/backbones/backbone.js";
 import { EmbeddedDetector } from "../detector/embedded.js";
 import { serialiseDetectorModel } from "../detector/model-file.js";
 import { resolveDataDir } from "../data/paths.js";
@@ -10,22 +9,11 @@ import type { LabelledAnswer } from "../data/types.js";
 import type { HarmDetector } from "../detector/harm-detector.js";
 import { loadDetectorCorpus } from "./corpus.js";
 import { trainDetector } from "./detector.js";
-import { cachedBackbone } from "./embedding-cache.js";
+import { trainingBackbone } from "./embedding-cache.js";
 import { loadRequestModel } from "../request/model-file.js";
 import { trainCategoryHead } from "./categories.js";
 
 const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-
-async function trainingBackbone(cacheDir: string): Promise<Backbone> {
-  const { createUseLiteBackbone } = await import("../detector/backbones/use-lite.js");
-  let last = 0;
-  return cachedBackbone(await createUseLiteBackbone(), cacheDir, (done, total) => {
-    if (done === total || Date.now() - last > 10_000) {
-      last = Date.now();
-      log(`embedded ${done}/${total} new texts`);
-    }
-  });
-}
 
 export interface TestSetReport {
   n: number;
@@ -76,7 +64,7 @@ export async function runTrainDetector(o: {
   log(`train ${corpus.train.length}, validation ${corpus.validation.length}, pairs ${corpus.pairs.length}, test sets: ${Object.entries(corpus.test).map(([k, v]) => `${k} ${v.length}`).join(", ")}`);
   const request = o.requestModel === false ? undefined : await loadRequestModel(o.requestModel);
   if (request) log(`request × compliance term on, with the request model ${o.requestModel}`);
-  const backbone = await trainingBackbone(o.cache);
+  const backbone = await trainingBackbone(o.cache, log);
   try {
     if (request && request.backbone !== backbone.id) throw new Error(`the request model was trained on backbone "${request.backbone}", the detector trains on "${backbone.id}"`);
     const requestModel = request ? { head: request.head, lexical: request.lexical, fusion: request.fusion, calibration: request.calibration } : undefined;
@@ -101,7 +89,7 @@ export async function runTrainDetector(o: {
 
 export async function runTrainCategories(o: { data?: string; out: string; cache: string }): Promise<number> {
   const dataDir = resolveDataDir(o.data);
-  const backbone = await trainingBackbone(o.cache);
+  const backbone = await trainingBackbone(o.cache, log);
   try {
     const head = await trainCategoryHead(dataDir, backbone, log);
     await mkdir(dirname(o.out), { recursive: true });

@@ -3,14 +3,17 @@ import { mkdirSync, openSync, readFileSync, writeSync, closeSync, existsSync } f
 import { join } from "node:path";
 import type { Backbone } from "../detector/backbones/backbone.js";
 
+/** Bumped when the embeddings a backbone id gives change (v2: USE-lite int8 one text per call, fused attention). */
+const CACHE_FORMAT = 2;
+
 /**
  * A disk cache of backbone embeddings for training runs (embedding ~100k texts takes minutes).
  * Keyed by the exact text and the backbone id, so a hit returns exactly what the backbone computed:
- * it never changes results. Inference never uses it.
+ * it never changes results, as the backbone embeds a text the same in any batch. Inference never uses it.
  */
 export function cachedBackbone(backbone: Backbone, dir: string, onProgress?: (done: number, total: number) => void): Backbone & { misses: number } {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${backbone.id.replace(/[^\w.-]+/g, "_")}-${backbone.dim}.bin`);
+  const file = join(dir, `${backbone.id.replace(/[^\w.-]+/g, "_")}-${backbone.dim}-v${CACHE_FORMAT}.bin`);
   const recordBytes = 16 + backbone.dim * 4;
   const store = new Map<string, Float32Array>();
   if (existsSync(file)) {
@@ -54,4 +57,20 @@ export function cachedBackbone(backbone: Backbone, dir: string, onProgress?: (do
     close: async () => backbone.close?.(),
   };
   return self;
+}
+
+/**
+ * The training backbone: USE-lite (int8), cached on disk. It embeds a text the same whatever else is
+ * embedded with it, so an embedding never depends on which texts were missing from the cache, and
+ * the shipped heads rebuild bit for bit.
+ */
+export async function trainingBackbone(cacheDir: string, log: (line: string) => void): Promise<Backbone & { misses: number }> {
+  const { createUseLiteBackbone } = await import("../detector/backbones/use-lite.js");
+  let last = 0;
+  return cachedBackbone(await createUseLiteBackbone(), cacheDir, (done, total) => {
+    if (done === total || Date.now() - last > 10_000) {
+      last = Date.now();
+      log(`embedded ${done}/${total} new texts`);
+    }
+  });
 }

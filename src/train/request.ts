@@ -19,7 +19,7 @@ import { serialiseRequestModel, type RequestCalibration, type RequestModel } fro
 import { type RequestView, type ViewText, requestViews, viewFeatures } from "../request/request-checker.js";
 import type { Category } from "../types.js";
 import { HARMFUL_CATEGORIES, mmSplit, type Split } from "./corpus.js";
-import { cachedBackbone } from "./embedding-cache.js";
+import { trainingBackbone } from "./embedding-cache.js";
 
 /**
  * Training data and training of the request check (src/request/).
@@ -814,14 +814,7 @@ export async function runTrainRequest(o: TrainRequestCliOptions): Promise<number
   const corpus = await loadRequestCorpus(dataDir);
   const n = (s: string): number => corpus.requests.filter((r) => r.split === s).length;
   cliLog(`requests: train ${n("train")}, validation ${n("validation")}, test ${n("test")}, test-only ${n("test-only")}; excluded ${JSON.stringify(corpus.stats.excluded)}`);
-  const { createUseLiteBackbone } = await import("../detector/backbones/use-lite.js");
-  let last = 0;
-  const backbone = cachedBackbone(await createUseLiteBackbone(), o.cache, (done, total) => {
-    if (done === total || Date.now() - last > 10_000) {
-      last = Date.now();
-      cliLog(`embedded ${done}/${total} new texts`);
-    }
-  });
+  const backbone = await trainingBackbone(o.cache, cliLog);
   try {
     const result = await trainRequestModel(corpus, backbone, { targetFpr: o.targetFpr, hidden: o.hidden, log: cliLog });
     const text = serialiseRequestModel(result.model);

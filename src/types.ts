@@ -78,7 +78,7 @@ export interface RequestRisk {
   flagged: boolean;
   threshold: number;
   /**
-   * What fired (the request check's `REQUEST_SIGNALS`: "text", "ocr-text", "combined", "resolved",
+   * What fired (the request check's `REQUEST_SIGNALS`: "text", "ocr-text", "combined", "resolved", "lead",
    * "ocr-empty-list", "unread-pointer", "explicit:…"), plus "restated" when the request was checked
    * again with the image's phrase as the answer quotes it (this verdict is that second check's).
    */

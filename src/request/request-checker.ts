@@ -12,7 +12,9 @@ import type { ImageRef } from "../types.js";
  *   with an empty numbered list "1. 2. 3." cut off;
  * - `combined`: the image text and the prompt together (`combineRequestText`);
  * - `resolved`: when the prompt points at a phrase in the image ("…perform this activity"), the prompt
- *   with the phrase in its place (`resolvePointer`), scored as the plain text request it spells out.
+ *   with the phrase in its place (`resolvePointer`), scored as the plain text request it spells out;
+ * - `lead`: the prompt's first sentence, when more follows (`leadSentence`): trailing material such as
+ *   an optimised jailbreak suffix (GCG) dilutes the whole prompt's vector but not its first sentence.
  * The request's content probability is that of its most harmful view. Independent evidence from the
  * image (FigStep's empty-list template, explicit imagery) is added by noisy-OR with a prior per signal
  * (`DEFAULT_SIGNAL_PRIORS`).
@@ -35,14 +37,14 @@ export interface RequestInput {
   imageText?: string;
 }
 
-export const REQUEST_VIEWS = ["text", "ocr", "combined", "resolved"] as const;
+export const REQUEST_VIEWS = ["text", "ocr", "combined", "resolved", "lead"] as const;
 export type RequestView = (typeof REQUEST_VIEWS)[number];
 
 /**
- * Each view's one-hot slot in the head's input: a resolved request is a plain text request, so it
- * shares the text view's slot.
+ * Each view's one-hot slot in the head's input: a resolved request and a lead sentence are plain text
+ * requests, so they share the text view's slot.
  */
-const VIEW_SLOTS: Readonly<Record<RequestView, number>> = { text: 0, ocr: 1, combined: 2, resolved: 0 };
+const VIEW_SLOTS: Readonly<Record<RequestView, number>> = { text: 0, ocr: 1, combined: 2, resolved: 0, lead: 0 };
 /** Width of the view one-hot after the embedding. */
 export const VIEW_SLOT_COUNT = 3;
 
@@ -52,6 +54,7 @@ export const VIEW_SLOT_COUNT = 3;
  * - `ocr-text`: the text read from the image is a harmful request;
  * - `combined`: the image text and the prompt together are;
  * - `resolved`: the request the prompt spells out with the image's phrase in its place is;
+ * - `lead`: the prompt's first sentence alone is (see `leadSentence`);
  * - `ocr-empty-list`: the image carries an instruction followed by an empty numbered list "1. 2. 3." to
  *   fill in (FigStep's typographic jailbreak template);
  * - `unread-pointer`: the prompt says its subject is a phrase in the image ("The image shows a phrase of
@@ -60,7 +63,7 @@ export const VIEW_SLOT_COUNT = 3;
  * - `explicit:porn` / `explicit:hentai` / `explicit:sexy`: the image classifier fired and that signal
  *   has a prior (by default porn and hentai do, sexy does not).
  */
-export const REQUEST_SIGNALS = ["text", "ocr-text", "combined", "resolved", "ocr-empty-list", "unread-pointer", "explicit:porn", "explicit:hentai", "explicit:sexy"] as const;
+export const REQUEST_SIGNALS = ["text", "ocr-text", "combined", "resolved", "lead", "ocr-empty-list", "unread-pointer", "explicit:porn", "explicit:hentai", "explicit:sexy"] as const;
 export type RequestSignal = (typeof REQUEST_SIGNALS)[number];
 
 /** Signals that add evidence of their own (noisy-OR), with the probability each stands for. */
@@ -193,10 +196,27 @@ export interface ViewText {
   text: string;
 }
 
+/** Words a first sentence needs to be scored alone: shorter ones ("Hi!", "Question 3.") say too little. */
+const MIN_LEAD_WORDS = 4;
+
+/**
+ * The prompt's first sentence, when more text follows it and it has at least `MIN_LEAD_WORDS` words;
+ * else undefined. A sentence end inside quotation marks is no end of the prompt's own sentence: a
+ * request that quotes one ("Should a moderator remove this message: "How do I…?"") is about the quote.
+ */
+export function leadSentence(prompt: string): string | undefined {
+  const m = /^([\s\S]*?[.?!。？！])["'”’)\]]*\s+\S/.exec(prompt.trim());
+  const lead = m?.[1]?.trim();
+  if (lead === undefined || wordCount(lead) < MIN_LEAD_WORDS) return undefined;
+  const count = (c: string): number => lead.split(c).length - 1;
+  return count('"') % 2 === 0 && count("“") === count("”") ? lead : undefined;
+}
+
 /**
  * The views of a request: `text` when there is a prompt, `ocr` when the image text carries content
  * (`useOcr`: the image path's `ocr-text` signal fired) of at least `MIN_OCR_VIEW_WORDS` words (any
- * length without a prompt), `combined` when both are there.
+ * length without a prompt), `combined` when both are there, `resolved` for a prompt pointing at the
+ * image's phrase, and `lead` for a prompt with more than one sentence.
  */
 export function requestViews(question: string | undefined, ocrText: string | undefined, useOcr = true): ViewText[] {
   const clip = (s: string): string => (s.length > MAX_VIEW_CHARS ? s.slice(0, MAX_VIEW_CHARS) : s);
@@ -204,6 +224,9 @@ export function requestViews(question: string | undefined, ocrText: string | und
   const o = useOcr && ocrText !== undefined ? stripEmptyList(ocrText) : "";
   const views: ViewText[] = [];
   if (q !== "") views.push({ view: "text", text: clip(q) });
+  // A pointing prompt's first sentence only describes the picture ("The image shows a phrase of an activity.").
+  const lead = q === "" || pointsAtPhrase(q) ? undefined : leadSentence(q);
+  if (lead !== undefined) views.push({ view: "lead", text: clip(lead) });
   if (o !== "" && (q === "" || wordCount(o) >= MIN_OCR_VIEW_WORDS)) views.push({ view: "ocr", text: clip(o) });
   if (q !== "" && o !== "") {
     views.push({ view: "combined", text: clip(combineRequestText(q, o)) });
@@ -253,6 +276,7 @@ export function combineEvidence(e: Evidence, threshold: number, priors: Required
   if ((e.views.ocr ?? -1) >= threshold) fired.add("ocr-text");
   if ((e.views.combined ?? -1) >= threshold) fired.add("combined");
   if ((e.views.resolved ?? -1) >= threshold) fired.add("resolved");
+  if ((e.views.lead ?? -1) >= threshold) fired.add("lead");
   const has = (name: string): boolean => e.imageFired.includes(name);
   if (has("ocr-empty-list") && has("ocr-text") && priors["ocr-empty-list"] > 0) {
     keep *= 1 - priors["ocr-empty-list"];

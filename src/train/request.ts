@@ -310,6 +310,7 @@ export interface RequestCorpusOptions {
   queryRelevantShare?: number;
   /** Share of questions that also appear quoted in a benign judgement request (default 0.2). */
   judgeShare?: number;
+
   /** Jaccard of content words at which a training question counts as a near-copy of a FigStep question (default 0.6). */
   figstepJaccard?: number;
 }
@@ -559,7 +560,12 @@ export interface ViewExample {
   label: 0 | 1;
 }
 
-/** The training views of requests: `text` (by `textLabel`), `ocr` (by `ocrLabel`) and `combined` (by the request's label); identical views kept once, conflicting ones dropped. */
+/**
+ * The training views of requests: `text` (by `textLabel`), `ocr` (by `ocrLabel`), `combined` and
+ * `resolved` (by the request's label); identical views kept once, conflicting ones dropped. No `lead`:
+ * a harmful request's first sentence may be its harmless preamble, so the request's label is not the
+ * sentence's; at inference the lead is scored by what the head learned of plain requests.
+ */
 export function trainingViews(requests: readonly LabelledRequest[]): ViewExample[] {
   const byKey = new Map<string, ViewExample | null>();
   const add = (view: RequestView, text: string, label: 0 | 1): void => {
@@ -576,7 +582,7 @@ export function trainingViews(requests: readonly LabelledRequest[]): ViewExample
         if (textLabel !== null) add("text", v.text, textLabel);
       } else if (v.view === "ocr") {
         if (ocrLabel !== null) add("ocr", v.text, ocrLabel);
-      } else add(v.view, v.text, r.label);
+      } else if (v.view !== "lead") add(v.view, v.text, r.label);
     }
   }
   return [...byKey.values()].filter((e): e is ViewExample => e !== null);

@@ -1,5 +1,6 @@
 import type { QAItem } from "../types.js";
 import type { Backbone } from "./backbones/backbone.js";
+import { promptLead } from "../request/request-checker.js";
 import { splitSpans, type TextSpan } from "./sentences.js";
 
 /**
@@ -14,7 +15,11 @@ export interface EmbeddedItem {
   question: Float32Array | null;
   spans: TextSpan[];
   spanVectors: Float32Array[];
-  /** P(the question is a harmful request), when the detector has a request term and there is a question. */
+  /**
+   * P(the question is a harmful request), when the detector has a request term and there is a question:
+   * the higher of the whole question's and its first sentence's (the request check's `lead` view), so
+   * junk appended to a request does not dilute it.
+   */
   requestRisk?: number;
 }
 
@@ -22,7 +27,7 @@ export function featureDim(dim: number): number {
   return dim * 5 + 1;
 }
 
-/** Embeds every distinct text of the batch once (answers, questions, spans) in one backbone call. */
+/** Embeds every distinct text of the batch once (answers, questions, their lead sentences, spans) in one backbone call. */
 export async function embedItems(
   backbone: Backbone,
   items: readonly QAItem[],
@@ -43,21 +48,25 @@ export async function embedItems(
   const plan = items.map((item) => {
     const spans = splitSpans(item.answer, maxSpans);
     const question = item.question?.trim() ? item.question : undefined;
+    const lead = requestRisk && question !== undefined ? promptLead(question) : undefined;
     return {
       answer: idOf(item.answer),
       question: question === undefined ? -1 : idOf(question),
+      lead: lead === undefined ? -1 : idOf(lead),
       spans,
       spanIds: spans.map((s) => idOf(s.text)),
     };
   });
   const vectors = texts.length ? await backbone.embed(texts) : [];
   const vec = (id: number): Float32Array => vectors[id] as Float32Array;
+  const riskOf = (risk: (question: string, embedding: Float32Array) => number, question: number, lead: number): number =>
+    Math.max(risk(texts[question] as string, vec(question)), lead < 0 ? 0 : risk(texts[lead] as string, vec(lead)));
   return plan.map((p) => ({
     answer: vec(p.answer),
     question: p.question < 0 ? null : vec(p.question),
     spans: p.spans,
     spanVectors: p.spanIds.map(vec),
-    ...(requestRisk && p.question >= 0 ? { requestRisk: requestRisk(texts[p.question] as string, vec(p.question)) } : {}),
+    ...(requestRisk && p.question >= 0 ? { requestRisk: riskOf(requestRisk, p.question, p.lead) } : {}),
   }));
 }
 

@@ -212,6 +212,11 @@ export function leadSentence(prompt: string): string | undefined {
   return count('"') % 2 === 0 && count("“") === count("”") ? lead : undefined;
 }
 
+/** The `lead` view's text of a prompt, if it has one: a pointing prompt's first sentence only describes the picture ("The image shows a phrase of an activity."). */
+export function promptLead(prompt: string): string | undefined {
+  return pointsAtPhrase(prompt) ? undefined : leadSentence(prompt);
+}
+
 /**
  * The views of a request: `text` when there is a prompt, `ocr` when the image text carries content
  * (`useOcr`: the image path's `ocr-text` signal fired) of at least `MIN_OCR_VIEW_WORDS` words (any
@@ -224,8 +229,7 @@ export function requestViews(question: string | undefined, ocrText: string | und
   const o = useOcr && ocrText !== undefined ? stripEmptyList(ocrText) : "";
   const views: ViewText[] = [];
   if (q !== "") views.push({ view: "text", text: clip(q) });
-  // A pointing prompt's first sentence only describes the picture ("The image shows a phrase of an activity.").
-  const lead = q === "" || pointsAtPhrase(q) ? undefined : leadSentence(q);
+  const lead = q === "" ? undefined : promptLead(q);
   if (lead !== undefined) views.push({ view: "lead", text: clip(lead) });
   if (o !== "" && (q === "" || wordCount(o) >= MIN_OCR_VIEW_WORDS)) views.push({ view: "ocr", text: clip(o) });
   if (q !== "" && o !== "") {

@@ -6,8 +6,6 @@
 import { Worker } from "node:worker_threads";
 import type { UseLiteEngine, UseLiteEngineOptions } from "./use-lite.js";
 
-const DIM = 512;
-
 /** Worker → pool messages. */
 export type WorkerReply = { ready: true } | { ready: false; error: string } | { id: number; vectors: Float32Array } | { id: number; error: string };
 /** Pool → worker messages. */
@@ -119,7 +117,8 @@ export async function createUseLitePool(size: number, options: UseLiteEngineOpti
         const share = shares[k] as number[];
         if (share.length === 0) return;
         const flat = await w.embed(share.map((i) => texts[i] as string));
-        share.forEach((i, j) => (out[i] = flat.slice(j * DIM, (j + 1) * DIM)));
+        const dim = flat.length / share.length;
+        share.forEach((i, j) => (out[i] = flat.slice(j * dim, (j + 1) * dim)));
       }),
     );
     return out;

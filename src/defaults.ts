@@ -47,6 +47,8 @@ export interface DefaultProtectorOptions extends DefaultDetectorOptions {
   requestCheck?: { modelPath?: string; threshold?: number } | false;
   /** What a flagged request does (see `ProtectorOptions.onHarmfulRequest`). */
   onHarmfulRequest?: "check-answer" | "refuse";
+  /** See `ProtectorOptions.contentFloor` (off by default). */
+  contentFloor?: number | "detector";
 }
 
 /**
@@ -68,5 +70,6 @@ export async function createDefaultProtector(options: DefaultProtectorOptions = 
     imageContext: options.image === false ? undefined : createImageContext({ image: options.image }),
     requestChecker,
     onHarmfulRequest: options.onHarmfulRequest,
+    ...(options.contentFloor !== undefined ? { contentFloor: options.contentFloor } : {}),
   });
 }

@@ -6,7 +6,7 @@ import { CandidateRejectedError, NotApplicableError } from "./detoxifier/errors.
 import { createRefusal } from "./detoxifier/refusal.js";
 import { createHash } from "node:crypto";
 import { promiseMemo } from "./internal/promise-memo.js";
-import { CATEGORY_POLICIES, goesAlong, policyFor, policyViolated, type PolicyName } from "./policies.js";
+import { CATEGORY_POLICIES, benignContent, goesAlong, policyFor, policyViolated, type PolicyName } from "./policies.js";
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
 import { pointsAtImage, restatedImageText } from "./request/restated.js";
@@ -59,6 +59,15 @@ export interface ProtectorOptions {
    * usual (the paper: only harmful answers are changed); "refuse" refuses whatever the answer.
    */
   onHarmfulRequest?: "check-answer" | "refuse";
+  /**
+   * Off by default. When set, the harmful-request policy leaves an answer alone if the detector's
+   * content score (its `content` signal: the answer's words alone) is below this floor; "detector" takes
+   * the detector's own `contentFloor` (the shipped one: the 90th percentile of benign validation
+   * answers). The request check flags some everyday questions, and a harmless answer to them is then
+   * refused; the floor spares most of those, at the price of some harmful answers that read mildly
+   * (README, "Policies", has the measured trade-off).
+   */
+  contentFloor?: number | "detector";
 }
 
 /** The request as the detector sees it: the question with the image's text, and what fired. */
@@ -85,6 +94,10 @@ export function createProtector(options: ProtectorOptions): Protector {
   const onError = options.onError ?? "refuse";
   const batchSize = options.detectorBatchSize ?? 32;
   const onHarmfulRequest = options.onHarmfulRequest ?? "check-answer";
+  const contentFloor = options.contentFloor === "detector" ? detector.contentFloor : options.contentFloor;
+  if (options.contentFloor === "detector" && contentFloor === undefined) throw new Error(`contentFloor "detector": the ${detector.name} detector has no content floor`);
+  /** An answer that goes along with a flagged request, in words the detector does not find plainly benign. */
+  const servesRequest = (answer: string, verdict: HarmVerdict): boolean => goesAlong(answer, verdict) && !benignContent(verdict, contentFloor);
 
   // One image analysis per image, shared by the request check, the detector and streaming's repeated screens.
   const imageMemo = promiseMemo<ImageContext | undefined>(64);
@@ -158,7 +171,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     const categoryPolicyApplies = categoryPolicy !== null && sureEnough && policies.has(categoryPolicy) && policyViolated(categoryPolicy, input.answer);
     const request = prepared.request;
     // Also on flagged answers: then redaction is skipped, since what it keeps would still serve the request.
-    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && goesAlong(input.answer, verdict) && (await corroborated(request, question));
+    const harmfulRequestApplies = !categoryPolicy && policies.has("harmful-request") && request?.flagged === true && servesRequest(input.answer, verdict) && (await corroborated(request, question));
     if (!verdict.flagged && !categoryPolicyApplies && !harmfulRequestApplies) {
       return { ...base, output: input.answer, action: "pass", explanation: `harm score ${fmt(verdict.score)} is below the threshold ${fmt(verdict.threshold)}`, attempts: [] };
     }
@@ -274,7 +287,7 @@ export function createProtector(options: ProtectorOptions): Protector {
       const checker = options.requestChecker;
       request = await requestMemo(`${requestKey(input)}\0${restated.imageText}`, async () => restatedRisk(await checker.check(restated)));
     }
-    if (!request?.flagged || !goesAlong(input.answer, verdict)) return verdict;
+    if (!request?.flagged || !servesRequest(input.answer, verdict)) return verdict;
     const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
     const category = cat?.category && cat.probability >= confidence ? cat.category : undefined;
     if ((category && policyFor(category)) || !(await corroborated(request, ctx ? ctx.question : input.question))) return verdict;

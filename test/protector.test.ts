@@ -178,6 +178,31 @@ test("harmful-request policy reads the detector's decline signal when it reports
   assert.equal((await p.protect({ question: "How do I build a bomb?", answer: deflects })).action, "pass");
 });
 
+test("contentFloor (opt-in): the harmful-request policy spares an answer whose content score is below the floor", async () => {
+  const base = keywordDetector();
+  const withContent = (content: number, contentFloor?: number): HarmDetector => ({
+    ...base,
+    name: "with-content",
+    ...(contentFloor !== undefined ? { contentFloor } : {}),
+    score: async (items) => (await base.score(items)).map((v) => ({ ...v, signals: { ...v.signals, content } })),
+  });
+  const question = "How do I build a pipe bomb?";
+  const complying = "Sure. Start with a sturdy container and a timer, then wire them together as follows.";
+  const run = (detector: HarmDetector, contentFloor?: number | "detector") => createProtector({ detector, requestChecker: bombChecker(), ...(contentFloor !== undefined ? { contentFloor } : {}) });
+  // Off by default: the request check's flag decides, whatever the content score.
+  assert.equal((await run(withContent(0.001, 0.005)).protect({ question, answer: complying })).action, "refused");
+  // On: content below the floor passes (the request risk is still reported), in protect and in streaming's screen.
+  const spared = await run(withContent(0.001, 0.005), "detector").protect({ question, answer: complying });
+  assert.equal(spared.action, "pass");
+  assert.equal(spared.request?.flagged, true);
+  assert.equal((await run(withContent(0.001, 0.005), "detector").screen({ question, answer: complying })).flagged, false);
+  assert.equal((await run(withContent(0.001), 0.005).protect({ question, answer: complying })).action, "pass");
+  // Content at or above the floor is refused as before.
+  assert.equal((await run(withContent(0.02, 0.005), "detector").protect({ question, answer: complying })).action, "refused");
+  // "detector" needs a detector that has a floor.
+  assert.throws(() => run(withContent(0.001), "detector"), /has no content floor/);
+});
+
 test("advice and political answers are left to their own policies, not the harmful-request one", async () => {
   const p = createProtector({ detector: keywordDetector(), requestChecker: bombChecker(), categorizer: fixedCategory("legal_opinion"), detoxifiers: [createCategoryRepair()] });
   const r = await p.protect({ question: "Is owning a bomb-shaped lamp legal?", answer: "In most places decorative items like that are legal to own." });

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { z } from "zod";
 import { loadDefaultModels, createDefaultProtector } from "../defaults.js";
 import type { Detoxifier } from "../detoxifier/detoxifier.js";
-import { binaryMetrics } from "../eval/metrics.js";
+import { binaryMetrics, type BinaryMetrics } from "../eval/metrics.js";
 import type { ProtectResult } from "../types.js";
 import { checkFile, checkLineSchema, formatVerdict, MAX_ANSWER_CHARS } from "./check.js";
 import type { ProtectCliOptions } from "./index.js";
@@ -54,23 +54,48 @@ export async function runEvalDetector(o: { input: string; threshold?: number; mo
     bar.stop();
     await detector.close();
   }
-  const m = binaryMetrics(scores, lines.map((l) => l.value.label), detector.threshold);
-  if (o.json) process.stdout.write(`${JSON.stringify({ ...m, failedLines: failed })}\n`);
-  else {
-    const rows: Array<[string, string]> = [
-      ["n", String(m.n)],
-      ["harmful", String(m.positives)],
-      ["threshold", m.threshold.toFixed(4)],
-      ["accuracy", m.accuracy.toFixed(4)],
-      ["precision", m.precision.toFixed(4)],
-      ["recall", m.recall.toFixed(4)],
-      ["F1", m.f1.toFixed(4)],
-      ["AUROC", m.auroc.toFixed(4)],
-      ["FPR", m.fpr.toFixed(4)],
-    ];
-    process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(10)} ${v.padStart(8)}`).join("\n")}\n`);
-  }
+  printMetrics(binaryMetrics(scores, lines.map((l) => l.value.label), detector.threshold), failed, o.json);
   return failed > 0 ? 1 : 0;
+}
+
+const labelledRequestSchema = z.object({ question: z.string().min(1, "question is empty"), label: z.union([z.literal(0), z.literal(1)]) });
+
+/** The request check on labelled prompts (text only): the same table as `eval detector`. */
+export async function runEvalRequest(o: { input: string; threshold?: number; model?: string; json?: boolean }): Promise<number> {
+  const { lines, failed } = await readInputLines(o.input, labelledRequestSchema);
+  if (lines.length === 0) throw new Error(`${o.input}: no valid labelled lines`);
+  const { createEmbeddedRequestChecker } = await import("../request/embedded.js");
+  const checker = await createEmbeddedRequestChecker({ modelPath: o.model, threshold: o.threshold });
+  const scores: number[] = [];
+  try {
+    for (let i = 0; i < lines.length; i += 64) {
+      const verdicts = await checker.checkBatch(lines.slice(i, i + 64).map((l) => ({ question: l.value.question })));
+      scores.push(...verdicts.map((v) => v.score));
+    }
+  } finally {
+    await checker.close();
+  }
+  printMetrics(binaryMetrics(scores, lines.map((l) => l.value.label), checker.threshold), failed, o.json);
+  return failed > 0 ? 1 : 0;
+}
+
+function printMetrics(m: BinaryMetrics, failedLines: number, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...m, failedLines })}\n`);
+    return;
+  }
+  const rows: Array<[string, string]> = [
+    ["n", String(m.n)],
+    ["harmful", String(m.positives)],
+    ["threshold", m.threshold.toFixed(4)],
+    ["accuracy", m.accuracy.toFixed(4)],
+    ["precision", m.precision.toFixed(4)],
+    ["recall", m.recall.toFixed(4)],
+    ["F1", m.f1.toFixed(4)],
+    ["AUROC", m.auroc.toFixed(4)],
+    ["FPR", m.fpr.toFixed(4)],
+  ];
+  process.stdout.write(`${rows.map(([k, v]) => `${k.padEnd(10)} ${v.padStart(8)}`).join("\n")}\n`);
 }
 
 const protectLineSchema = checkLineSchema.extend({ image: z.string().optional() });
@@ -78,7 +103,7 @@ const protectLineSchema = checkLineSchema.extend({ image: z.string().optional() 
 export async function runProtect(o: ProtectCliOptions): Promise<number> {
   const item = oneItem(o);
   const rewriters = await rewritersFor(o);
-  const protector = await createDefaultProtector({ rewriters, threshold: o.threshold, policies: o.policies ? undefined : [], onError: o.onError, concurrency: o.concurrency });
+  const protector = await createDefaultProtector({ rewriters, threshold: o.threshold, policies: o.policies ? undefined : [], onError: o.onError, concurrency: o.concurrency, ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}) });
   try {
     if (item) {
       const r = await protector.protect(item);
@@ -152,10 +177,10 @@ export async function runDataDetox(o: { out: string; data?: string; pku?: string
   return 0;
 }
 
-export async function runEvalProtector(o: { data?: string; out?: string; json?: boolean }): Promise<number> {
+export async function runEvalProtector(o: { data?: string; out?: string; json?: boolean; contentFloor?: number | "detector" }): Promise<number> {
   const { resolveDataDir } = await import("../data/paths.js");
   const { evaluateProtector, formatProtectorReport } = await import("../eval/protector-suite.js");
-  const protector = await createDefaultProtector();
+  const protector = await createDefaultProtector(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {});
   const progress: { bar?: ReturnType<typeof progressBar> } = {};
   try {
     const report = await evaluateProtector(protector, resolveDataDir(o.data), (done, total) => {

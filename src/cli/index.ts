@@ -11,6 +11,7 @@ const probability = (v: string): number => {
   if (!(x >= 0 && x <= 1)) throw new InvalidArgumentError("must be a number between 0 and 1");
   return x;
 };
+const contentFloor = (v: string): number | "detector" => (v === "detector" ? v : probability(v));
 const positiveInt = (v: string): number => {
   const x = Number(v);
   if (!Number.isInteger(x) || x <= 0) throw new InvalidArgumentError("must be a positive integer");
@@ -48,6 +49,7 @@ program
   .option("--gguf <file>", "GGUF model file of the detoxifier, run in-process (for --detoxifier gguf; needs node-llama-cpp)")
   .option("--lora <file>", "GGUF LoRA adapter applied to --gguf (the paper's detoxifier is a LoRA)")
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
+  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
@@ -101,14 +103,26 @@ evalCmd
     const { runEvalDetector } = await import("./commands.js");
     process.exitCode = await runEvalDetector(o);
   });
+evalCmd
+  .command("request")
+  .description("the request check on labelled prompts: JSONL {question, label} (1 harmful request, 0 benign); same table as eval detector")
+  .requiredOption("-i, --input <file>", "JSONL lines with label: 1 harmful, 0 benign")
+  .option("--threshold <p>", "threshold override", probability)
+  .option("--model <file>", "request model file")
+  .option("--json", "print JSON instead of a table")
+  .action(async (o: { input: string; threshold?: number; model?: string; json?: boolean }) => {
+    const { runEvalRequest } = await import("./commands.js");
+    process.exitCode = await runEvalRequest(o);
+  });
 
 evalCmd
   .command("protector")
   .description("residual attack success on MM-SafetyBench answers (per scenario) and benign answers changed, with the embedded chain")
   .option("--data <dir>", "datasets folder (default: $MLLM_PROTECTOR_DATA or ../shared/data)")
   .option("--out <file>", "write the full report (JSON, with sample repaired outputs)")
+  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
   .option("--json", "print JSON instead of tables")
-  .action(async (o: { data?: string; out?: string; json?: boolean }) => {
+  .action(async (o: { data?: string; out?: string; json?: boolean; contentFloor?: number | "detector" }) => {
     const { runEvalProtector } = await import("./commands.js");
     process.exitCode = await runEvalProtector(o);
   });
@@ -141,6 +155,7 @@ program
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
+  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
   .action(async (o: import("./serve.js").ServeCliOptions) => {
     const { runServe } = await import("./serve.js");
@@ -212,6 +227,7 @@ export interface ProtectCliOptions {
   gguf?: string;
   lora?: string;
   policies: boolean;
+  contentFloor?: number | "detector";
   onError: "refuse" | "pass";
   threshold?: number;
   concurrency: number;

@@ -20,6 +20,7 @@ export interface ServeCliOptions {
   maxImageBytes: number;
   threshold?: number;
   policies: boolean;
+  contentFloor?: number | "detector";
   refuseHarmfulRequests?: boolean;
 }
 
@@ -47,6 +48,7 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
     onError: o.onError,
     threshold: o.threshold,
     policies: o.policies ? undefined : [],
+    ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
     image: { limits: { allowFiles: false, allowRemote: true, maxBytes: o.maxImageBytes } },
   });
   const server = await startProxyServer(protector, {

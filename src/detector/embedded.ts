@@ -29,6 +29,7 @@ export interface EmbeddedDetectorOptions {
 export class EmbeddedDetector implements HarmDetector {
   readonly name = "embedded";
   readonly threshold: number;
+  readonly contentFloor: number | undefined;
   private readonly explainSpans: number;
 
   constructor(
@@ -43,6 +44,7 @@ export class EmbeddedDetector implements HarmDetector {
     const threshold = options.threshold ?? model.threshold;
     if (!(threshold >= 0 && threshold <= 1)) throw new Error(`threshold must be within 0..1, got ${threshold}`);
     this.threshold = threshold;
+    this.contentFloor = model.contentFloor;
     this.explainSpans = options.explainSpans ?? 3;
   }
 
@@ -62,7 +64,7 @@ export class EmbeddedDetector implements HarmDetector {
       const text = plain[i];
       if (text !== null && text !== undefined) {
         const view = this.scoreEmbedded(embedded[next++] as EmbeddedItem, text);
-        signals = { ...signals, jailbreakContent: view.score };
+        signals = { ...signals, jailbreakContent: view.score, content: Math.max(signals.content as number, view.signals.content as number) };
         // It declines only if every voice does: the persona's part counts too.
         if (signals.declines !== undefined && view.signals.declines !== undefined) signals.declines = Math.min(signals.declines, view.signals.declines);
         score = Math.max(score, view.score);
@@ -90,13 +92,15 @@ export class EmbeddedDetector implements HarmDetector {
 
   /**
    * P(harmful content) from the head and the lexical model, joined (noisy-OR) with the request ×
-   * compliance term when there is a question. Signals: the two z-weighted content logits, and the
-   * term's probability as `requestCompliance`.
+   * compliance term when there is a question. Signals: the two z-weighted content logits, P(harmful
+   * content) alone as `content`, and the term's probability as `requestCompliance`.
    */
   private scoreEmbedded(e: EmbeddedItem, answer: string): { score: number; signals: Record<string, number> } {
     const embeddingLogit = this.model.head.logit(featureVector(e, this.backbone.dim));
     const lexicalLogit = this.model.lexical.logitOfIds(hashedNgrams(answer, this.model.lexical.buckets));
-    const { logit, signals } = fuse(this.model.fusion, embeddingLogit, lexicalLogit);
+    const fused = fuse(this.model.fusion, embeddingLogit, lexicalLogit);
+    const { logit } = fused;
+    const signals: Record<string, number> = { ...fused.signals, content: sigmoid(logit) };
     const term = this.model.requestTerm;
     const needsAnswerFeatures = this.model.declines || (term && e.requestRisk !== undefined);
     const answerOnly = needsAnswerFeatures ? answerFeatures(e, this.backbone.dim) : null;

@@ -8,6 +8,12 @@ export interface HarmDetector {
   readonly name: string;
   /** Score at or above which an answer is flagged. */
   readonly threshold: number;
+  /**
+   * Optional: verdicts carry `signals.content` (P(harmful) from the answer's words alone, before any
+   * request evidence), and content below this floor counts as benign (the protector's `contentFloor`
+   * option can use it to spare harmless answers from the harmful-request policy).
+   */
+  readonly contentFloor?: number;
   /** Scores a batch; results are in input order. Rejects (never guesses) when the model fails. */
   score(items: readonly QAItem[]): Promise<HarmVerdict[]>;
   /**

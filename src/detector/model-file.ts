@@ -62,6 +62,12 @@ export const detectorModelSchema = z.object({
   /** P(the answer declines: refuses or deflects) from the answer alone; feeds the harmful-request policy. */
   declines: encodedHeadSchema.optional(),
   threshold: z.number().min(0).max(1),
+  /**
+   * Content scores below this count as benign words: the harmful-request policy does not refuse such an
+   * answer on the request check's word alone. The 90th percentile of the content score of validation
+   * answers to benign requests.
+   */
+  contentFloor: z.number().min(0).max(1).optional(),
   /** How the threshold was chosen and what was measured; free-form, for the model card. */
   meta: z.record(z.string(), z.unknown()),
 });
@@ -76,6 +82,7 @@ export interface DetectorModel {
   requestTerm?: RequestTerm;
   declines?: Head;
   threshold: number;
+  contentFloor?: number;
   meta: Record<string, unknown>;
 }
 
@@ -109,6 +116,7 @@ export async function loadDetectorModel(path = DEFAULT_DETECTOR_MODEL_PATH): Pro
       : {}),
     ...(f.declines ? { declines: decodeHead(f.declines) } : {}),
     threshold: f.threshold,
+    ...(f.contentFloor !== undefined ? { contentFloor: f.contentFloor } : {}),
     meta: f.meta,
   };
 }
@@ -132,6 +140,7 @@ export function serialiseDetectorModel(model: DetectorModel): string {
       : {}),
     ...(model.declines ? { declines: encodeHead(model.declines) } : {}),
     threshold: model.threshold,
+    ...(model.contentFloor !== undefined ? { contentFloor: model.contentFloor } : {}),
     meta: model.meta,
   };
   return `${JSON.stringify(file, null, 1)}\n`;

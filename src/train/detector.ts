@@ -161,8 +161,11 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
   const targetFpr = options.targetFpr ?? 0.01;
   const untuned: DetectorModel = { backbone: backbone.id, maxSpans, head, lexical, fusion, ...(requestTerm ? { requestTerm } : {}), ...(declines ? { declines } : {}), threshold: 0.5, meta: { targetFpr, seed, hidden: options.hidden ?? 0, requestTerm: requestTerm !== undefined } };
   // The threshold is chosen on the scores the shipped detector gives (every view, the noisy-OR).
-  const scores = (await new EmbeddedDetector(untuned, backbone).score(data.validation.map((a) => ({ question: a.question, answer: a.answer })))).map((v) => v.score);
-  const threshold = chooseThreshold(scores, labels, data.validation.map((a) => a.label === 0 && a.complies === true), targetFpr);
+  const verdicts = await new EmbeddedDetector(untuned, backbone).score(data.validation.map((a) => ({ question: a.question, answer: a.answer })));
+  const scores = verdicts.map((v) => v.score);
+  const benignRequest = data.validation.map((a) => a.label === 0 && a.complies === true);
+  const threshold = chooseThreshold(scores, labels, benignRequest, targetFpr);
+  const contentFloor = quantile(verdicts.filter((_, i) => benignRequest[i]).map((v) => v.signals.content as number), CONTENT_FLOOR_QUANTILE);
   const metrics = binaryMetrics(scores, labels, threshold);
   const bySource: Record<string, { n: number; flagged: number }> = {};
   data.validation.forEach((a, i) => {
@@ -171,9 +174,10 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
     if ((scores[i] as number) >= threshold) s.flagged++;
   });
   log(`validation: recall ${metrics.recall.toFixed(3)} at FPR ${metrics.fpr.toFixed(4)} (threshold ${threshold.toFixed(4)}), AUROC ${metrics.auroc.toFixed(4)}`);
+  log(`content floor of the harmful-request policy: ${contentFloor.toFixed(4)} (${CONTENT_FLOOR_QUANTILE * 100}th percentile of benign validation answers)`);
 
   return {
-    model: { ...untuned, threshold },
+    model: { ...untuned, threshold, contentFloor },
     validation: { ...metrics, bySource },
   };
 }
@@ -205,6 +209,18 @@ async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "comp
     },
     { epochs: 8, seed },
   );
+}
+
+/**
+ * Where the content floor sits among benign answers (the 90th percentile): the harmful-request policy
+ * then acts on at most ~10 % of harmless answers whose request the request check wrongly flags, and on
+ * 97 % of the validation's harmful MM-SafetyBench answers.
+ */
+const CONTENT_FLOOR_QUANTILE = 0.9;
+
+function quantile(xs: readonly number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
 
 /** z-scoring statistics of one component logit. */

@@ -9,7 +9,8 @@ import type { Category, HarmVerdict } from "./types.js";
  * - "political-decline": political lobbying and government decisions must be declined.
  * - "harmful-request": an answer that goes along with a request the request check flagged (outside
  *   the advice and political categories, which the two rules above handle) is rewritten by an LLM
- *   rewriter when one is configured, else refused. The detector judges content; a plainly written
+ *   rewriter when one is configured, else refused (with the protector's opt-in `contentFloor`, not
+ *   when the detector finds the answer's own words plainly benign). The detector judges content; a plainly written
  *   answer to a harmful request can read like a how-to about anything, and the request says which.
  * The first two are MM-SafetyBench's rules for its special scenarios and need a categorizer; the
  * third needs a request check.
@@ -22,10 +23,6 @@ export const CATEGORY_POLICIES: readonly PolicyName[] = ["advice-disclaimer", "p
 const DECLINE_PROBABILITY = 0.5;
 
 /**
- * Whether an answer goes along with its request rather than refusing or deflecting: from the
- * detector's `declines` signal when it reports one, else from whether the answer opens with a refusal.
- */
-/**
  * Whether the answer's own words are benign by the detector's content score (below its content floor).
  * Unknown (no floor or no content signal) counts as not benign.
  */
@@ -34,6 +31,10 @@ export function benignContent(verdict: Pick<HarmVerdict, "signals">, contentFloo
   return contentFloor !== undefined && content !== undefined && content < contentFloor;
 }
 
+/**
+ * Whether an answer goes along with its request rather than refusing or deflecting: from the
+ * detector's `declines` signal when it reports one, else from whether the answer opens with a refusal.
+ */
 export function goesAlong(answer: string, verdict: Pick<HarmVerdict, "signals">): boolean {
   const declines = verdict.signals.declines;
   return declines === undefined ? !opensWithRefusal(answer) : declines < DECLINE_PROBABILITY;

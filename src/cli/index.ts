@@ -11,7 +11,11 @@ const probability = (v: string): number => {
   if (!(x >= 0 && x <= 1)) throw new InvalidArgumentError("must be a number between 0 and 1");
   return x;
 };
-const contentFloor = (v: string): number | "detector" => (v === "detector" ? v : probability(v));
+/** The protector's opt-in content floor (ProtectorOptions.contentFloor); a new Option per command. */
+const contentFloorOption = (): Option =>
+  new Option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default").argParser(
+    (v: string): number | "detector" => (v === "detector" ? v : probability(v)),
+  );
 const positiveInt = (v: string): number => {
   const x = Number(v);
   if (!Number.isInteger(x) || x <= 0) throw new InvalidArgumentError("must be a positive integer");
@@ -49,7 +53,7 @@ program
   .option("--gguf <file>", "GGUF model file of the detoxifier, run in-process (for --detoxifier gguf; needs node-llama-cpp)")
   .option("--lora <file>", "GGUF LoRA adapter applied to --gguf (the paper's detoxifier is a LoRA)")
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
-  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
+  .addOption(contentFloorOption())
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
@@ -120,7 +124,7 @@ evalCmd
   .description("residual attack success on MM-SafetyBench answers (per scenario) and benign answers changed, with the embedded chain")
   .option("--data <dir>", "datasets folder (default: $MLLM_PROTECTOR_DATA or ../shared/data)")
   .option("--out <file>", "write the full report (JSON, with sample repaired outputs)")
-  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
+  .addOption(contentFloorOption())
   .option("--json", "print JSON instead of tables")
   .action(async (o: { data?: string; out?: string; json?: boolean; contentFloor?: number | "detector" }) => {
     const { runEvalProtector } = await import("./commands.js");
@@ -155,7 +159,7 @@ program
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
-  .option("--content-floor <p|detector>", "harmful-request policy: spare answers whose content score is below this ('detector': the detector's own floor); off by default", contentFloor)
+  .addOption(contentFloorOption())
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
   .action(async (o: import("./serve.js").ServeCliOptions) => {
     const { runServe } = await import("./serve.js");

@@ -10,8 +10,10 @@ import type { ImageSignalsOptions } from "./image/signals.js";
 import type { PolicyName } from "./policies.js";
 import { createEmbeddedRequestChecker } from "./request/embedded.js";
 import { createImageContext } from "./request/image-context.js";
+import { createLlmConfirmedRequestChecker } from "./request/llm-confirmed.js";
 import { createProtector } from "./protector.js";
 import type { Protector } from "./types.js";
+import type { ChatModel } from "./upstream/chat-model.js";
 
 export interface DefaultDetectorOptions {
   /** Detector model file (default: the shipped `models/detector.json`). */
@@ -43,8 +45,12 @@ export interface DefaultProtectorOptions extends DefaultDetectorOptions {
   concurrency?: number;
   /** Read request images (OCR + explicit-content signals) with these limits; `false` ignores images. */
   image?: ImageSignalsOptions | false;
-  /** The request check (shipped `models/request.json` on the same backbone); `false` turns it off. */
-  requestCheck?: { modelPath?: string; threshold?: number } | false;
+  /**
+   * The request check (shipped `models/request.json` on the same backbone); `false` turns it off.
+   * `confirmWith`: an LLM asked, text only, about each request the check flags; its "safe" clears the
+   * flag (see `createLlmConfirmedRequestChecker`).
+   */
+  requestCheck?: { modelPath?: string; threshold?: number; confirmWith?: ChatModel } | false;
   /** What a flagged request does (see `ProtectorOptions.onHarmfulRequest`). */
   onHarmfulRequest?: "check-answer" | "refuse";
   /** See `ProtectorOptions.contentFloor` (off by default). */
@@ -58,8 +64,9 @@ export interface DefaultProtectorOptions extends DefaultDetectorOptions {
  */
 export async function createDefaultProtector(options: DefaultProtectorOptions = {}): Promise<Protector> {
   const { detector, categorizer, backbone } = await loadDefaultModels(options);
-  const requestChecker =
-    options.requestCheck === false ? undefined : await createEmbeddedRequestChecker({ backbone, closeBackbone: false, modelPath: options.requestCheck?.modelPath, threshold: options.requestCheck?.threshold });
+  const check = options.requestCheck === false ? undefined : (options.requestCheck ?? {});
+  const embedded = check && (await createEmbeddedRequestChecker({ backbone, closeBackbone: false, modelPath: check.modelPath, threshold: check.threshold }));
+  const requestChecker = embedded && check?.confirmWith ? createLlmConfirmedRequestChecker({ checker: embedded, model: check.confirmWith }) : embedded;
   return createProtector({
     detector,
     categorizer,

@@ -36,6 +36,7 @@ export { UpstreamError, isUpstreamError, type UpstreamErrorKind } from "./upstre
 // The request side: request check and image signals.
 export type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
 export { createEmbeddedRequestChecker, type EmbeddedRequestCheckerOptions } from "./request/embedded.js";
+export { createLlmConfirmedRequestChecker, type LlmConfirmedRequestCheckerOptions, REQUEST_CONFIRMATION_PROMPT } from "./request/llm-confirmed.js";
 export { createImageContext, type ImageContext, type ImageContextProvider } from "./request/image-context.js";
 export { createImageSignals, type ImageSignals, type ImageSignalsOptions, type ImageSignalResult } from "./image/signals.js";
 export { ImageError, isImageError } from "./image/errors.js";

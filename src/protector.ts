@@ -341,7 +341,7 @@ export function createProtector(options: ProtectorOptions): Protector {
 }
 
 function riskOf(v: RequestVerdict): RequestRisk {
-  return { score: v.score, flagged: v.flagged, threshold: v.threshold, signals: v.signals };
+  return { score: v.score, flagged: v.flagged, threshold: v.threshold, signals: v.signals, ...(v.confirmation ? { confirmation: v.confirmation } : {}) };
 }
 
 /** Whether a request's verdict could change once the image's phrase is known. */

@@ -83,7 +83,15 @@ export interface RequestRisk {
    * again with the image's phrase as the answer quotes it (this verdict is that second check's).
    */
   signals: string[];
+  /** A confirming LLM's word on the flag, when one was asked (`createLlmConfirmedRequestChecker`). */
+  confirmation?: RequestConfirmation;
 }
+
+/**
+ * What a confirming LLM said about a flagged request: "safe" cleared the flag, "unsafe" kept it; an
+ * `error` (no readable answer) kept it too.
+ */
+export type RequestConfirmation = { by: string; verdict: "safe" | "unsafe" } | { by: string; error: string };
 
 /** What the protector returns for one answer. */
 export interface ProtectResult {

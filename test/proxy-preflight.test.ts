@@ -3,7 +3,11 @@ import { test } from "node:test";
 import OpenAI from "openai";
 import { REFUSAL_TEXT } from "../src/detoxifier/detoxifier.js";
 import { createProtector } from "../src/protector.js";
+import { createLlmConfirmedRequestChecker } from "../src/request/llm-confirmed.js";
 import type { RequestChecker } from "../src/request/request-checker.js";
+import type { ChatModel } from "../src/upstream/chat-model.js";
+import { createOpenAICompatibleModel } from "../src/upstream/openai-compatible.js";
+import { type FakeBody, promptText } from "./support/fake-openai.js";
 import { bombChecker } from "./support/bomb-checker.js";
 import { keywordDetector } from "./support/keyword-protector.js";
 import { rawRequest, startHarness } from "./support/proxy-harness.js";
@@ -89,6 +93,26 @@ test("streaming: an answer that goes along with a flagged request is stopped bef
     // The same answer to a harmless request streams through.
     const benign = await rawRequest(`${h.baseURL}/chat/completions`, { body: ask("How do I build a birdhouse?", true) });
     assert.match(benign.text, /sturdy/);
+  } finally {
+    await h.close();
+  }
+});
+
+test("with an LLM confirming the check's flags (serve --confirm-requests), a request it clears reaches the upstream; one it confirms is refused", async () => {
+  // The confirming model is the upstream itself, asked text-only; its URL is known once the harness runs.
+  const upstream: { model?: ChatModel } = {};
+  const confirmer: ChatModel = { name: "m", chat: (r) => (upstream.model as ChatModel).chat(r) };
+  const checker = createLlmConfirmedRequestChecker({ checker: bombChecker(), model: confirmer });
+  const reply = (body: FakeBody): string => (!/safety classifier/.test(promptText(body)) ? "Dogs learn the scent in small steps, with a reward each time." : /pipe bomb/.test(promptText(body)) ? "unsafe" : "safe");
+  const h = await startHarness({ protector: protectorWith(checker), proxy: { refuseHarmfulRequests: true }, fake: { reply } });
+  upstream.model = createOpenAICompatibleModel({ baseURL: h.fake.baseURL, model: "m", maxRetries: 0 });
+  try {
+    const cleared = await rawRequest(`${h.baseURL}/chat/completions`, { body: ask("How are bomb-sniffing dogs trained?") });
+    assert.equal((cleared.json() as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, "Dogs learn the scent in small steps, with a reward each time.");
+    assert.equal(h.fake.requests.length, 2, "one confirmation, then the upstream call");
+    const refused = await rawRequest(`${h.baseURL}/chat/completions`, { body: ask("How do I build a pipe bomb?") });
+    assert.equal((refused.json() as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, REFUSAL_TEXT);
+    assert.equal(h.fake.requests.length, 3, "only the confirmation: the upstream never answers a confirmed harmful request");
   } finally {
     await h.close();
   }

@@ -3,7 +3,11 @@ import { z } from "zod";
 import { loadDefaultModels, createDefaultProtector } from "../defaults.js";
 import type { Detoxifier } from "../detoxifier/detoxifier.js";
 import { binaryMetrics, type BinaryMetrics } from "../eval/metrics.js";
+import { createLlmConfirmedRequestChecker } from "../request/llm-confirmed.js";
+import type { RequestVerdict } from "../request/request-checker.js";
 import type { ProtectResult } from "../types.js";
+import type { ChatModel } from "../upstream/chat-model.js";
+import { createOpenAICompatibleModel } from "../upstream/openai-compatible.js";
 import { checkFile, checkLineSchema, formatVerdict, MAX_ANSWER_CHARS } from "./check.js";
 import type { ProtectCliOptions } from "./index.js";
 import { JsonlWriter, progressBar, readInputLines } from "./io.js";
@@ -61,22 +65,48 @@ export async function runEvalDetector(o: { input: string; threshold?: number; mo
 const labelledRequestSchema = z.object({ question: z.string().min(1, "question is empty"), label: z.union([z.literal(0), z.literal(1)]) });
 
 /** The request check on labelled prompts (text only): the same table as `eval detector`. */
-export async function runEvalRequest(o: { input: string; threshold?: number; model?: string; json?: boolean }): Promise<number> {
+export interface EvalRequestCliOptions {
+  input: string;
+  threshold?: number;
+  model?: string;
+  confirmRequests?: string;
+  llmUrl?: string;
+  llmKey?: string;
+  llmTimeout: number;
+  json?: boolean;
+}
+
+export async function runEvalRequest(o: EvalRequestCliOptions): Promise<number> {
+  const confirmWith = confirmingModel(o);
   const { lines, failed } = await readInputLines(o.input, labelledRequestSchema);
   if (lines.length === 0) throw new Error(`${o.input}: no valid labelled lines`);
   const { createEmbeddedRequestChecker } = await import("../request/embedded.js");
-  const checker = await createEmbeddedRequestChecker({ modelPath: o.model, threshold: o.threshold });
-  const scores: number[] = [];
+  const embedded = await createEmbeddedRequestChecker({ modelPath: o.model, threshold: o.threshold });
+  const checker = confirmWith ? createLlmConfirmedRequestChecker({ checker: embedded, model: confirmWith }) : embedded;
+  const verdicts: RequestVerdict[] = [];
   try {
-    for (let i = 0; i < lines.length; i += 64) {
-      const verdicts = await checker.checkBatch(lines.slice(i, i + 64).map((l) => ({ question: l.value.question })));
-      scores.push(...verdicts.map((v) => v.score));
-    }
+    for (let i = 0; i < lines.length; i += 64) verdicts.push(...(await checker.checkBatch(lines.slice(i, i + 64).map((l) => ({ question: l.value.question })))));
   } finally {
     await checker.close();
   }
-  printMetrics(binaryMetrics(scores, lines.map((l) => l.value.label), checker.threshold), failed, o.json);
+  const labels = lines.map((l) => l.value.label);
+  // With a confirming model the flags are the verdicts' own (an LLM may clear a score above the threshold).
+  const metrics = binaryMetrics(verdicts.map((v) => v.score), labels, checker.threshold, verdicts.map((v) => v.flagged));
+  printMetrics(metrics, failed, o.json);
+  if (confirmWith) {
+    const asked = verdicts.filter((v) => v.confirmation);
+    const cleared = asked.filter((v) => v.confirmation && "verdict" in v.confirmation && v.confirmation.verdict === "safe").length;
+    const errors = asked.filter((v) => v.confirmation && "error" in v.confirmation).length;
+    process.stderr.write(`confirmed by ${confirmWith.name}: ${asked.length} flagged requests asked, ${cleared} cleared, ${errors} without an answer (flag kept)\n`);
+  }
   return failed > 0 ? 1 : 0;
+}
+
+/** The model `--confirm-requests` names, on the `--llm-url` server; undefined without the option. */
+function confirmingModel(o: { confirmRequests?: string; llmUrl?: string; llmKey?: string; llmTimeout: number }): ChatModel | undefined {
+  if (!o.confirmRequests) return undefined;
+  if (!o.llmUrl) throw new Error("--confirm-requests needs --llm-url (the server that runs the model)");
+  return createOpenAICompatibleModel({ baseURL: o.llmUrl, model: o.confirmRequests, apiKey: o.llmKey ?? process.env.OPENAI_API_KEY, timeoutMs: o.llmTimeout });
 }
 
 function printMetrics(m: BinaryMetrics, failedLines: number, json: boolean | undefined): void {
@@ -103,7 +133,16 @@ const protectLineSchema = checkLineSchema.extend({ image: z.string().optional() 
 export async function runProtect(o: ProtectCliOptions): Promise<number> {
   const item = oneItem(o);
   const rewriters = await rewritersFor(o);
-  const protector = await createDefaultProtector({ rewriters, threshold: o.threshold, policies: o.policies ? undefined : [], onError: o.onError, concurrency: o.concurrency, ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}) });
+  const confirmWith = confirmingModel(o);
+  const protector = await createDefaultProtector({
+    rewriters,
+    threshold: o.threshold,
+    policies: o.policies ? undefined : [],
+    onError: o.onError,
+    concurrency: o.concurrency,
+    ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
+    ...(confirmWith ? { requestCheck: { confirmWith } } : {}),
+  });
   try {
     if (item) {
       const r = await protector.protect(item);

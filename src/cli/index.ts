@@ -54,6 +54,7 @@ program
   .option("--lora <file>", "GGUF LoRA adapter applied to --gguf (the paper's detoxifier is a LoRA)")
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(contentFloorOption())
+  .option("--confirm-requests <model>", "ask this model on the --llm-url server (text only) about each request the request check flags; its 'safe' clears the flag")
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
@@ -113,8 +114,12 @@ evalCmd
   .requiredOption("-i, --input <file>", "JSONL lines with label: 1 harmful, 0 benign")
   .option("--threshold <p>", "threshold override", probability)
   .option("--model <file>", "request model file")
+  .option("--confirm-requests <model>", "ask this model on the --llm-url server (text only) about each flagged request; its 'safe' clears the flag")
+  .option("--llm-url <url>", "OpenAI-compatible base URL for --confirm-requests")
+  .option("--llm-key <key>", "API key for that server (default: $OPENAI_API_KEY)")
+  .option("--llm-timeout <ms>", "per-request timeout", positiveInt, 30_000)
   .option("--json", "print JSON instead of a table")
-  .action(async (o: { input: string; threshold?: number; model?: string; json?: boolean }) => {
+  .action(async (o: import("./commands.js").EvalRequestCliOptions) => {
     const { runEvalRequest } = await import("./commands.js");
     process.exitCode = await runEvalRequest(o);
   });
@@ -161,6 +166,7 @@ program
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(contentFloorOption())
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
+  .option("--confirm-requests <model>", "ask this upstream model (text only, no image) about each request the request check flags; its 'safe' clears the flag")
   .action(async (o: import("./serve.js").ServeCliOptions) => {
     const { runServe } = await import("./serve.js");
     process.exitCode = await runServe(o);
@@ -232,6 +238,7 @@ export interface ProtectCliOptions {
   lora?: string;
   policies: boolean;
   contentFloor?: number | "detector";
+  confirmRequests?: string;
   onError: "refuse" | "pass";
   threshold?: number;
   concurrency: number;

@@ -5,6 +5,7 @@
 import { DEFAULT_STREAM_WINDOW, type StreamWindow } from "../adapters/settings.js";
 import { startProxyServer, type ProxyServer } from "../adapters/proxy/listen.js";
 import type { Protector } from "../types.js";
+import { createOpenAICompatibleModel } from "../upstream/openai-compatible.js";
 
 export interface ServeCliOptions {
   upstream: string;
@@ -22,6 +23,7 @@ export interface ServeCliOptions {
   policies: boolean;
   contentFloor?: number | "detector";
   refuseHarmfulRequests?: boolean;
+  confirmRequests?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
     threshold: o.threshold,
     policies: o.policies ? undefined : [],
     ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
+    ...(o.confirmRequests ? { requestCheck: { confirmWith: createOpenAICompatibleModel({ baseURL: o.upstream, model: o.confirmRequests, apiKey: upstreamKey, timeoutMs: o.upstreamTimeout }) } } : {}),
     image: { limits: { allowFiles: false, allowRemote: true, maxBytes: o.maxImageBytes } },
   });
   const server = await startProxyServer(protector, {
@@ -66,7 +69,7 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
     refuseHarmfulRequests: o.refuseHarmfulRequests,
   });
   process.stderr.write(
-    `mllm-protector proxy on ${server.url}/v1 → ${new URL(o.upstream).origin} (auth: ${apiKey ? "bearer key" : "none"}, stream window: ${o.streamWindow}, on error: ${o.onError}${o.refuseHarmfulRequests ? ", refusing flagged requests before the upstream" : ""}${o.logContent ? ", logging content" : ""})\n`,
+    `mllm-protector proxy on ${server.url}/v1 → ${new URL(o.upstream).origin} (auth: ${apiKey ? "bearer key" : "none"}, stream window: ${o.streamWindow}, on error: ${o.onError}${o.refuseHarmfulRequests ? ", refusing flagged requests before the upstream" : ""}${o.confirmRequests ? `, flagged requests confirmed by ${o.confirmRequests}` : ""}${o.logContent ? ", logging content" : ""})\n`,
   );
   return serveUntilSignal(server, protector);
 }

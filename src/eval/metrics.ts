@@ -13,13 +13,17 @@ export interface BinaryMetrics {
   auroc: number;
 }
 
-export function binaryMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): BinaryMetrics {
+/**
+ * Metrics at `threshold` (AUROC from the scores alone). `flaggedOverride` gives the decisions when they
+ * are not `score >= threshold` alone (e.g. a request an LLM cleared despite its score).
+ */
+export function binaryMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number, flaggedOverride?: ArrayLike<boolean>): BinaryMetrics {
   let tp = 0;
   let fp = 0;
   let tn = 0;
   let fn = 0;
   for (let i = 0; i < scores.length; i++) {
-    const flagged = (scores[i] as number) >= threshold;
+    const flagged = flaggedOverride ? flaggedOverride[i] === true : (scores[i] as number) >= threshold;
     const harmful = labels[i] === 1;
     if (flagged && harmful) tp++;
     else if (flagged) fp++;

@@ -14,6 +14,7 @@ export {
   stripEmptyList,
 } from "./request-checker.js";
 export { EmbeddedRequestChecker, type EmbeddedRequestCheckerOptions, createEmbeddedRequestChecker } from "./embedded.js";
+export { type LlmConfirmedRequestCheckerOptions, REQUEST_CONFIRMATION_PROMPT, createLlmConfirmedRequestChecker } from "./llm-confirmed.js";
 export { DEFAULT_REQUEST_MODEL_PATH, type RequestModel, loadRequestModel, parseRequestModel, saveRequestModel, serialiseRequestModel } from "./model-file.js";
 export { type ImageContext, type ImageContextOptions, type ImageContextProvider, createImageContext, imageAwareQuestion, imageContextFrom } from "./image-context.js";
 export { type CacheStats, cachedExplicit, cachedOcr } from "./engine-cache.js";

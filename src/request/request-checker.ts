@@ -1,5 +1,5 @@
 import type { ImageSignalResult } from "../image/signals.js";
-import type { ImageRef } from "../types.js";
+import type { ImageRef, RequestConfirmation } from "../types.js";
 
 /**
  * The request check (input side, like Llama Guard's prompt mode): one calibrated probability that a
@@ -91,11 +91,13 @@ export const DEFAULT_SIGNAL_PRIORS: Readonly<Required<SignalPriors>> = {
 export interface RequestVerdict {
   /** Calibrated probability that the request is harmful, 0..1. */
   score: number;
-  /** `score >= threshold`. */
+  /** `score >= threshold`, unless a confirming LLM cleared the request (see `confirmation`). */
   flagged: boolean;
   threshold: number;
   /** The signals that fired (see `REQUEST_SIGNALS`), in that order. */
   signals: RequestSignal[];
+  /** A second opinion on a flagged request (llm-confirmed.ts), when one was asked. */
+  confirmation?: RequestConfirmation;
   /** The content probability of each view that was scored. */
   views: Partial<Record<RequestView, number>>;
   /** The text read from the image ("" when none was found); absent without an image. */

@@ -111,7 +111,9 @@ test("with an LLM confirming the check's flags (serve --confirm-requests), a req
     assert.equal((cleared.json() as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, "Dogs learn the scent in small steps, with a reward each time.");
     assert.equal(h.fake.requests.length, 2, "one confirmation, then the upstream call");
     const refused = await rawRequest(`${h.baseURL}/chat/completions`, { body: ask("How do I build a pipe bomb?") });
-    assert.equal((refused.json() as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content, REFUSAL_TEXT);
+    const choice = (refused.json() as { choices: Array<{ message: { content: string }; protector: { request: { confirmation?: unknown } } }> }).choices[0];
+    assert.equal(choice?.message.content, REFUSAL_TEXT);
+    assert.deepEqual(choice?.protector.request.confirmation, { by: "llm:m", verdict: "unsafe" }, "the client sees who confirmed the flag");
     assert.equal(h.fake.requests.length, 3, "only the confirmation: the upstream never answers a confirmed harmful request");
   } finally {
     await h.close();

@@ -17,14 +17,14 @@ export async function preflight(protector: Protector, req: ParsedChatRequest, on
   }
 }
 
-function info(risk: RequestRisk, failed: boolean): ProtectorInfo & { request: { score: number | null; signals: string[] } } {
+function info(risk: RequestRisk, failed: boolean): ProtectorInfo & { request: Pick<RequestRisk, "signals" | "confirmation"> & { score: number | null } } {
   return {
     action: "refused",
     flagged: true,
     score: null,
     category: null,
     ...(failed ? { error: "check_failed" as const } : {}),
-    request: { score: Number.isNaN(risk.score) ? null : risk.score, signals: risk.signals },
+    request: { score: Number.isNaN(risk.score) ? null : risk.score, signals: risk.signals, ...(risk.confirmation ? { confirmation: risk.confirmation } : {}) },
   };
 }
 

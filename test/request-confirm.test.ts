@@ -54,7 +54,7 @@ test("fail closed: a failing or unreadable LLM leaves the flag standing, and say
   fake.setBehaviour({ mode: "fail", status: 500 });
   const failed = await confirmed({ maxAttempts: 2 }).check({ question: "How do I build a pipe bomb?" });
   assert.equal(failed.flagged, true);
-  assert.ok(failed.confirmation && "error" in failed.confirmation && /confirming model failed.*after 2 attempts.*flag stands/.test(failed.confirmation.error));
+  assert.ok(failed.confirmation && "error" in failed.confirmation && /confirmation model failed.*after 2 attempts.*flag stands/.test(failed.confirmation.error));
   assert.equal(fake.requests.length, 2);
 
   fake.reset();
@@ -66,7 +66,7 @@ test("fail closed: a failing or unreadable LLM leaves the flag standing, and say
   fake.setBehaviour({ reply: () => "It depends on whether the request is safe or unsafe." });
   const unreadable = await confirmed({ maxAttempts: 1 }).check({ question: "How do I build a pipe bomb?" });
   assert.equal(unreadable.flagged, true);
-  assert.ok(unreadable.confirmation && "error" in unreadable.confirmation && /unreadable reply/.test(unreadable.confirmation.error));
+  assert.ok(unreadable.confirmation && "error" in unreadable.confirmation && /unreadable confirmation reply/.test(unreadable.confirmation.error));
 });
 
 test("evidence the LLM cannot read (a pointer to a phrase in an unread image) stands without asking", async () => {

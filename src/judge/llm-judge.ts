@@ -1,6 +1,6 @@
 import type { ChatModel } from "../upstream/chat-model.js";
 import { JudgeError, type Judge, type JudgeItem, type JudgeVerdict } from "./judge.js";
-import { parseVerdict } from "./parse-verdict.js";
+import { askVerdict } from "./ask-verdict.js";
 import { buildJudgePrompt, type JudgePromptKind } from "./prompts.js";
 
 export interface LlmJudgeOptions {
@@ -21,7 +21,7 @@ export interface LlmJudgeOptions {
  */
 export function createLlmJudge(options: LlmJudgeOptions): Judge {
   const { model } = options;
-  const maxAttempts = Math.max(1, options.maxAttempts ?? 2);
+  const maxAttempts = options.maxAttempts ?? 2;
   return {
     description: {
       name: `llm:${model.name}`,
@@ -31,21 +31,12 @@ export function createLlmJudge(options: LlmJudgeOptions): Judge {
     },
     async judge(item: JudgeItem, opts: { signal?: AbortSignal } = {}): Promise<JudgeVerdict> {
       const prompt = buildJudgePrompt(item.category, item.answer, options.templates);
-      let lastError = "";
-      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        if (opts.signal?.aborted) throw new JudgeError("judging aborted");
-        let reply: string;
-        try {
-          reply = await model.chat({ messages: [{ role: "user", content: prompt }], maxTokens: options.maxTokens ?? 64, temperature: 0, signal: opts.signal });
-        } catch (err) {
-          lastError = `judge model failed: ${err instanceof Error ? err.message : String(err)}`;
-          continue;
-        }
-        const parsed = parseVerdict(reply);
-        if ("verdict" in parsed) return { verdict: parsed.verdict, reason: `${model.name}: ${oneLine(reply)}` };
-        lastError = `unreadable judge reply: ${parsed.error}`;
+      try {
+        const { verdict, reply } = await askVerdict(model, prompt, { role: "judge", maxAttempts, maxTokens: options.maxTokens ?? 64, signal: opts.signal });
+        return { verdict, reason: `${model.name}: ${oneLine(reply)}` };
+      } catch (err) {
+        throw new JudgeError(err instanceof Error ? err.message : String(err));
       }
-      throw new JudgeError(`${lastError} (after ${maxAttempts} attempt${maxAttempts === 1 ? "" : "s"})`);
     },
   };
 }

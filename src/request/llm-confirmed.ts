@@ -1,7 +1,7 @@
 import pLimit from "p-limit";
 import { promiseMemo } from "../internal/promise-memo.js";
+import { askVerdict } from "../judge/ask-verdict.js";
 import type { Safety } from "../judge/judge.js";
-import { parseVerdict } from "../judge/parse-verdict.js";
 import type { ChatModel } from "../upstream/chat-model.js";
 import type { RequestChecker, RequestInput, RequestSignal, RequestVerdict } from "./request-checker.js";
 
@@ -64,27 +64,11 @@ export function createLlmConfirmedRequestChecker(options: LlmConfirmedRequestChe
   const { checker, model } = options;
   const template = options.template ?? REQUEST_CONFIRMATION_PROMPT;
   if (!template.includes("{request}")) throw new TypeError("request confirmation template needs a {request} placeholder");
-  const maxAttempts = Math.max(1, options.maxAttempts ?? 2);
+  const maxAttempts = options.maxAttempts ?? 2;
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   const by = `llm:${model.name}`;
 
-  /** The model's verdict on one prompt; rejects when no attempt gave a readable one. */
-  async function ask(prompt: string): Promise<Safety> {
-    let error = "";
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      let reply: string;
-      try {
-        reply = await model.chat({ messages: [{ role: "user", content: prompt }], maxTokens: options.maxTokens ?? 64, temperature: 0 });
-      } catch (err) {
-        error = `confirming model failed: ${err instanceof Error ? err.message : String(err)}`;
-        continue;
-      }
-      const parsed = parseVerdict(reply);
-      if ("verdict" in parsed) return parsed.verdict;
-      error = `unreadable reply: ${parsed.error}`;
-    }
-    throw new Error(`${error} (after ${maxAttempts} attempt${maxAttempts === 1 ? "" : "s"}); the flag stands`);
-  }
+  const ask = async (prompt: string): Promise<Safety> => (await askVerdict(model, prompt, { role: "confirmation", maxAttempts, maxTokens: options.maxTokens ?? 64 })).verdict;
   // One request is checked more than once (before the MLLM is called, then beside its answer, then per
   // streamed window): the model is asked once. A failure is not remembered, so the next check asks again.
   const asked = promiseMemo<Safety>(256);
@@ -98,7 +82,7 @@ export function createLlmConfirmedRequestChecker(options: LlmConfirmedRequestChe
       const safety = await asked(prompt, () => ask(prompt));
       return { ...verdict, flagged: safety === "unsafe", confirmation: { by, verdict: safety } };
     } catch (err) {
-      return { ...verdict, confirmation: { by, error: err instanceof Error ? err.message : String(err) } };
+      return { ...verdict, confirmation: { by, error: `${err instanceof Error ? err.message : String(err)}; the flag stands` } };
     }
   }
 

@@ -21,6 +21,8 @@ export interface DefaultDetectorOptions {
   /** Category model file (default: the shipped `models/categories.json`). */
   categoryModelPath?: string;
   threshold?: number;
+  /** The detector's fast path for plainly benign answers (default on; see `EmbeddedDetectorOptions.fastPath`). */
+  fastPath?: boolean;
   /** A backbone to use instead of USE-lite (must match the models' backbone id). */
   backbone?: Backbone;
 }
@@ -31,7 +33,7 @@ export async function loadDefaultModels(options: DefaultDetectorOptions = {}): P
   const backbone = sharedBackbone(base);
   const [model, head] = await Promise.all([loadDetectorModel(options.modelPath), CategoryHead.load(options.categoryModelPath ?? DEFAULT_CATEGORY_MODEL_PATH)]);
   return {
-    detector: new EmbeddedDetector(model, backbone, { threshold: options.threshold }),
+    detector: new EmbeddedDetector(model, backbone, { threshold: options.threshold, fastPath: options.fastPath }),
     categorizer: new EmbeddedCategorizer(head, backbone),
     backbone,
   };

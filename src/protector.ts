@@ -77,6 +77,14 @@ interface PreparedRequest {
   request?: RequestRisk;
 }
 
+type Context = { ctx?: ImageContext } | { error: unknown };
+type Judged = { verdict: HarmVerdict; category: CategoryVerdict | null };
+
+/** The question as the detector reads it: the image context's (it adds the picture's text) when there is one. */
+function detectorQuestion(input: ProtectInput, context: Context): string | undefined {
+  return "ctx" in context && context.ctx ? context.ctx.question : input.question;
+}
+
 /**
  * The MLLM-Protector pipeline: answer → detector → (category policy) → repair chain → verify.
  * Unflagged answers that no policy touches pass byte-for-byte. Every repaired candidate is scored
@@ -108,9 +116,13 @@ export function createProtector(options: ProtectorOptions): Protector {
     return imageMemo(requestKey(input), () => context.analyze(input));
   }
 
-  /** Image context and request check for each input; an item whose image or check fails gets its error. */
-  async function prepare(inputs: readonly ProtectInput[]): Promise<Array<PreparedRequest | { error: unknown }>> {
-    const contexts = await Promise.all(inputs.map((i) => imageOf(i).then((ctx) => ({ ctx }), (error: unknown) => ({ error }))));
+  /** The image context of each input (its analysis, and the question as the detector reads it), or its error. */
+  function contextsOf(inputs: readonly ProtectInput[]): Promise<Context[]> {
+    return Promise.all(inputs.map((i) => imageOf(i).then((ctx) => ({ ctx }), (error: unknown) => ({ error }))));
+  }
+
+  /** The request check for each input; an item whose image or check failed gets its error. */
+  async function checkRequests(inputs: readonly ProtectInput[], contexts: readonly Context[]): Promise<Array<PreparedRequest | { error: unknown }>> {
     let risks: RequestRisk[] | null = null;
     let riskError: unknown = null;
     if (options.requestChecker) {
@@ -135,20 +147,48 @@ export function createProtector(options: ProtectorOptions): Protector {
       }
     }
     return inputs.map((input, i) => {
-      const c = contexts[i] as { ctx?: ImageContext } | { error: unknown };
+      const c = contexts[i] as Context;
       if ("error" in c) return { error: c.error };
       if (riskError) return { error: riskError };
       const request = risks?.[i];
       const signals = [...(c.ctx?.fired ?? []), ...(request?.flagged ? request.signals.map((s) => `request:${s}`) : [])];
-      return { question: c.ctx ? c.ctx.question : input.question, signals, ...(request ? { request } : {}) };
+      return { question: detectorQuestion(input, c), signals, ...(request ? { request } : {}) };
     });
   }
 
-  async function judge(inputs: readonly ProtectInput[], prepared: readonly PreparedRequest[]): Promise<Array<{ verdict: HarmVerdict; category: CategoryVerdict | null }>> {
-    const items = inputs.map((input, i) => ({ question: prepared[i]?.question, answer: input.answer }));
-    const [verdicts, categories] = await Promise.all([detector.score(items), categorizer ? categorizer.categorize(items) : null]);
-    if (verdicts.length !== inputs.length) throw new Error(`detector returned ${verdicts.length} verdicts for ${inputs.length} answers`);
-    return verdicts.map((verdict, i) => ({ verdict, category: categories?.[i] ?? null }));
+  /** Detector verdict and category for each input; an item whose image context or model call failed gets its error. */
+  async function judge(inputs: readonly ProtectInput[], contexts: readonly Context[]): Promise<Array<Judged | { error: unknown }>> {
+    const out: Array<Judged | { error: unknown }> = contexts.map((c) => ("error" in c ? { error: c.error } : { error: new Error("detector returned no verdict") }));
+    const ready = inputs.map((_, i) => i).filter((i) => !("error" in (contexts[i] as Context)));
+    if (!ready.length) return out;
+    const items = ready.map((i) => ({ question: detectorQuestion(inputs[i] as ProtectInput, contexts[i] as Context), answer: (inputs[i] as ProtectInput).answer }));
+    try {
+      const [verdicts, categories] = await Promise.all([detector.score(items), categorizer ? categorizer.categorize(items) : null]);
+      if (verdicts.length !== items.length) throw new Error(`detector returned ${verdicts.length} verdicts for ${items.length} answers`);
+      ready.forEach((i, k) => (out[i] = { verdict: verdicts[k] as HarmVerdict, category: categories?.[k] ?? null }));
+    } catch (error) {
+      for (const i of ready) out[i] = { error };
+    }
+    return out;
+  }
+
+  /** Answers to flagged requests that took the detector's fast path are read in full: the policies need the signals it leaves out. */
+  async function readInFull(inputs: readonly ProtectInput[], contexts: readonly Context[], prepared: ReadonlyArray<PreparedRequest | { error: unknown }>, judged: Array<Judged | { error: unknown }>): Promise<void> {
+    const again = inputs.map((_, i) => i).filter((i) => {
+      const p = prepared[i] as PreparedRequest | { error: unknown };
+      const j = judged[i] as Judged | { error: unknown };
+      return !("error" in p) && p.request?.flagged && !("error" in j) && j.verdict.signals.fastPath;
+    });
+    if (!again.length) return;
+    try {
+      const full = await detector.score(again.map((i) => ({ question: detectorQuestion(inputs[i] as ProtectInput, contexts[i] as Context), answer: (inputs[i] as ProtectInput).answer })), { thorough: true });
+      again.forEach((i, k) => {
+        const verdict = full[k];
+        judged[i] = verdict ? { ...(judged[i] as Judged), verdict } : { error: new Error("detector returned no verdict") };
+      });
+    } catch (error) {
+      for (const i of again) judged[i] = { error };
+    }
   }
 
   async function decide(input: ProtectInput, prepared: PreparedRequest, verdict: HarmVerdict, cat: CategoryVerdict | null, signal?: AbortSignal): Promise<ProtectResult> {
@@ -247,26 +287,16 @@ export function createProtector(options: ProtectorOptions): Protector {
     const results: Array<Promise<ProtectResult>> = [];
     for (let start = 0; start < inputs.length; start += batchSize) {
       const part = inputs.slice(start, start + batchSize);
-      const prepared = await prepare(part);
-      const ready = part.map((input, i) => ({ input, p: prepared[i] as PreparedRequest | { error: unknown } })).filter((x): x is { input: ProtectInput; p: PreparedRequest } => !("error" in x.p));
-      let judged: Awaited<ReturnType<typeof judge>> | null = null;
-      let error: unknown = null;
-      if (ready.length) {
-        try {
-          judged = await judge(ready.map((r) => r.input), ready.map((r) => r.p));
-        } catch (err) {
-          error = err;
-        }
-      }
-      let k = 0;
+      const contexts = await contextsOf(part);
+      // The request check and the detector run side by side: neither needs the other's result.
+      const [prepared, judged] = await Promise.all([checkRequests(part, contexts), judge(part, contexts)]);
+      await readInFull(part, contexts, prepared, judged);
       part.forEach((input, i) => {
         const p = prepared[i] as PreparedRequest | { error: unknown };
-        if ("error" in p) {
-          results.push(Promise.resolve(failed(input, p.error)));
-          return;
-        }
-        const j = judged?.[k++];
-        results.push(j ? limit(() => decide(input, p, j.verdict, j.category, opts.signal)) : Promise.resolve(failed(input, error ?? new Error("detector returned no verdict"))));
+        const j = judged[i] as Judged | { error: unknown };
+        if ("error" in p) results.push(Promise.resolve(failed(input, p.error)));
+        else if ("error" in j) results.push(Promise.resolve(failed(input, j.error)));
+        else results.push(limit(() => decide(input, p, j.verdict, j.category, opts.signal)));
       });
     }
     return Promise.all(results);
@@ -278,7 +308,8 @@ export function createProtector(options: ProtectorOptions): Protector {
 
   async function screen(input: ProtectInput): Promise<HarmVerdict> {
     const ctx = await imageOf(input);
-    const [verdict] = await detector.score([{ question: ctx ? ctx.question : input.question, answer: input.answer }]);
+    const item = { question: ctx ? ctx.question : input.question, answer: input.answer };
+    let [verdict] = await detector.score([item]);
     if (!verdict) throw new Error("detector returned no verdict");
     if (verdict.flagged || !policies.has("harmful-request")) return verdict;
     let request = await requestRiskOf(input);
@@ -287,8 +318,12 @@ export function createProtector(options: ProtectorOptions): Protector {
       const checker = options.requestChecker;
       request = await requestMemo(`${requestKey(input)}\0${restated.imageText}`, async () => restatedRisk(await checker.check(restated)));
     }
-    if (!request?.flagged || !servesRequest(input.answer, verdict)) return verdict;
-    const [cat] = categorizer ? await categorizer.categorize([{ question: ctx ? ctx.question : input.question, answer: input.answer }]) : [];
+    if (!request?.flagged) return verdict;
+    // The policy reads signals the detector's fast path leaves out.
+    if (verdict.signals.fastPath) [verdict] = await detector.score([item], { thorough: true });
+    if (!verdict) throw new Error("detector returned no verdict");
+    if (verdict.flagged || !servesRequest(input.answer, verdict)) return verdict;
+    const [cat] = categorizer ? await categorizer.categorize([item]) : [];
     const category = cat?.category && cat.probability >= confidence ? cat.category : undefined;
     if ((category && policyFor(category)) || !(await corroborated(request, ctx ? ctx.question : input.question))) return verdict;
     return { ...verdict, flagged: true, signals: { ...verdict.signals, harmfulRequest: request.score } };

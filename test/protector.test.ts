@@ -178,6 +178,34 @@ test("harmful-request policy reads the detector's decline signal when it reports
   assert.equal((await p.protect({ question: "How do I build a bomb?", answer: deflects })).action, "pass");
 });
 
+test("answers to flagged requests are scored thoroughly (the detector's fast path leaves out the signals the policy reads)", async () => {
+  const base = keywordDetector();
+  const thorough: string[] = [];
+  // A fast path that, like the embedded detector's, reports no decline signal unless asked for every signal.
+  const fastPathDetector: HarmDetector = {
+    ...base,
+    name: "fast-path",
+    score: async (items, options) => {
+      if (options?.thorough) thorough.push(...items.map((i) => i.answer));
+      return (await base.score(items)).map((v) => ({ ...v, signals: options?.thorough ? { ...v.signals, declines: 0.9 } : { ...v.signals, fastPath: 1 } }));
+    },
+  };
+  const p = createProtector({ detector: fastPathDetector, requestChecker: bombChecker() });
+  const deflects = "Bombs have a long and grim history; most countries ban them for civilians entirely.";
+  const bread = "Mix flour, water, yeast and salt, let it rise and bake it.";
+  const [asked, ordinary] = await p.protectBatch([
+    { question: "How do I build a bomb?", answer: deflects },
+    { question: "How do I bake bread?", answer: bread },
+  ]);
+  assert.equal(asked?.action, "pass", "the thorough verdict's decline signal was read");
+  assert.equal(ordinary?.action, "pass");
+  assert.deepEqual(thorough, [deflects], "only the answer to the flagged request is read again");
+  // Streaming's screen does the same once the request turns out to be flagged.
+  thorough.length = 0;
+  assert.equal((await p.screen({ question: "How do I build a bomb?", answer: deflects })).flagged, false);
+  assert.deepEqual(thorough, [deflects]);
+});
+
 test("contentFloor (opt-in): the harmful-request policy spares an answer whose content score is below the floor", async () => {
   const base = keywordDetector();
   const withContent = (content: number, contentFloor?: number): HarmDetector => ({

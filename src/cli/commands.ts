@@ -21,9 +21,9 @@ function oneItem(o: { question?: string; answer?: string; input?: string }): { q
   return { question: o.question, answer: o.answer };
 }
 
-export async function runCheck(o: { input?: string; output: string; question?: string; answer?: string; threshold?: number; model?: string; batch: number; json?: boolean }): Promise<number> {
+export async function runCheck(o: { input?: string; output: string; question?: string; answer?: string; threshold?: number; model?: string; batch: number; fastPath?: boolean; json?: boolean }): Promise<number> {
   const item = oneItem(o);
-  const { detector } = await loadDefaultModels({ modelPath: o.model, threshold: o.threshold });
+  const { detector } = await loadDefaultModels({ modelPath: o.model, threshold: o.threshold, fastPath: o.fastPath });
   try {
     if (item) {
       const [v] = await detector.score([item]);
@@ -41,10 +41,10 @@ export async function runCheck(o: { input?: string; output: string; question?: s
 
 const labelledLineSchema = z.object({ question: z.string().optional(), answer: z.string().min(1, "answer is empty"), label: z.union([z.literal(0), z.literal(1)]) });
 
-export async function runEvalDetector(o: { input: string; threshold?: number; model?: string; json?: boolean }): Promise<number> {
+export async function runEvalDetector(o: { input: string; threshold?: number; model?: string; fastPath?: boolean; json?: boolean }): Promise<number> {
   const { lines, failed } = await readInputLines(o.input, labelledLineSchema);
   if (lines.length === 0) throw new Error(`${o.input}: no valid labelled lines`);
-  const { detector } = await loadDefaultModels({ modelPath: o.model, threshold: o.threshold });
+  const { detector } = await loadDefaultModels({ modelPath: o.model, threshold: o.threshold, fastPath: o.fastPath });
   const scores: number[] = [];
   const bar = progressBar(lines.length, "eval");
   try {

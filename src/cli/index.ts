@@ -32,8 +32,9 @@ program
   .option("--threshold <p>", "flag at or above this score (default: the model's calibrated threshold)", probability)
   .option("--model <file>", "detector model file (default: the shipped one)")
   .option("--batch <n>", "answers per detector call", positiveInt, 64)
+  .option("--no-fast-path", "read every sentence of every answer (slower; plainly benign answers otherwise keep a whole-answer score)")
   .option("--json", "print the single-item verdict as JSON")
-  .action(async (o: { input?: string; output: string; question?: string; answer?: string; threshold?: number; model?: string; batch: number; json?: boolean }) => {
+  .action(async (o: { input?: string; output: string; question?: string; answer?: string; threshold?: number; model?: string; batch: number; fastPath: boolean; json?: boolean }) => {
     const { runCheck } = await import("./commands.js");
     process.exitCode = await runCheck(o);
   });
@@ -103,8 +104,9 @@ evalCmd
   .requiredOption("-i, --input <file>", "JSONL lines with label: 1 harmful, 0 harmless")
   .option("--threshold <p>", "threshold override", probability)
   .option("--model <file>", "detector model file")
+  .option("--no-fast-path", "read every sentence of every answer (the scores without the fast path)")
   .option("--json", "print JSON instead of a table")
-  .action(async (o: { input: string; threshold?: number; model?: string; json?: boolean }) => {
+  .action(async (o: { input: string; threshold?: number; model?: string; fastPath: boolean; json?: boolean }) => {
     const { runEvalDetector } = await import("./commands.js");
     process.exitCode = await runEvalDetector(o);
   });

@@ -1,7 +1,7 @@
 import type { HarmVerdict, QAItem, SpanScore } from "../types.js";
 import type { Backbone } from "./backbones/backbone.js";
-import type { HarmDetector } from "./harm-detector.js";
-import { answerFeatures, embedItems, featureDim, featureVector, spanItem, type EmbeddedItem } from "./features.js";
+import type { HarmDetector, ScoreOptions } from "./harm-detector.js";
+import { answerFeatures, embedItems, featureDim, featureVector, spanItem, withSpans, type EmbeddedItem } from "./features.js";
 import { eitherHarmful, requestRisk, requestTermProbability } from "./request-term.js";
 import { sigmoid } from "./head.js";
 import { fuse, loadDetectorModel, type DetectorModel } from "./model-file.js";
@@ -20,6 +20,11 @@ export interface EmbeddedDetectorOptions {
   threshold?: number;
   /** How many top spans to report per flagged answer. */
   explainSpans?: number;
+  /**
+   * Use the model's fast path (default true when the model has one): a plainly benign answer is scored
+   * without its span vectors. `false` reads every span of every answer (slower; see the model card).
+   */
+  fastPath?: boolean;
 }
 
 /**
@@ -31,11 +36,12 @@ export class EmbeddedDetector implements HarmDetector {
   readonly threshold: number;
   readonly contentFloor: number | undefined;
   private readonly explainSpans: number;
+  private readonly fastPath: boolean;
 
   constructor(
     private readonly model: DetectorModel,
     private readonly backbone: Backbone,
-    options: { threshold?: number; explainSpans?: number } = {},
+    options: { threshold?: number; explainSpans?: number; fastPath?: boolean } = {},
   ) {
     if (backbone.id !== model.backbone) {
       throw new Error(`detector model was trained on backbone "${model.backbone}" but got "${backbone.id}"`);
@@ -46,6 +52,7 @@ export class EmbeddedDetector implements HarmDetector {
     this.threshold = threshold;
     this.contentFloor = model.contentFloor;
     this.explainSpans = options.explainSpans ?? 3;
+    this.fastPath = options.fastPath ?? true;
   }
 
   /**
@@ -53,14 +60,33 @@ export class EmbeddedDetector implements HarmDetector {
    * what its persona says is: its plain content is scored as well and the higher score counts, and
    * it declines only if the plain content declines too.
    */
-  async score(items: readonly QAItem[]): Promise<HarmVerdict[]> {
+  async score(items: readonly QAItem[], options: ScoreOptions = {}): Promise<HarmVerdict[]> {
     const plain = items.map((item) => jailbreakContent(item.answer));
     const views = plain.flatMap((text, i) => (text === null ? [] : [{ question: (items[i] as QAItem).question, answer: text }]));
-    const embedded = await this.embed([...items, ...views]);
+    const all = [...items, ...views];
+    const rule = this.fastPath && !options.thorough ? this.model.screen : undefined;
+    let embedded = await this.embed(all, rule ? 0 : this.model.maxSpans);
+    // The fast path: plainly benign answers keep the score of their whole-answer and question vectors;
+    // the rest (and every jailbreak view) get their spans read.
+    const fast = items.map((item, i) => {
+      const e = embedded[i] as EmbeddedItem;
+      return rule !== undefined && plain[i] === null && (e.requestRisk ?? 0) < rule.maxRequestRisk && this.scoreEmbedded(e, item.answer).score < rule.skipBelow;
+    });
+    if (rule) {
+      const todo = all.map((_, k) => k).filter((k) => k >= items.length || !fast[k]);
+      const spanned = await withSpans(this.backbone, todo.map((k) => embedded[k] as EmbeddedItem), todo.map((k) => (all[k] as QAItem).answer), this.model.maxSpans);
+      embedded = [...embedded];
+      todo.forEach((k, j) => (embedded[k] = spanned[j] as EmbeddedItem));
+    }
     let next = items.length;
     return items.map((item, i) => {
       const e = embedded[i] as EmbeddedItem;
       let { score, signals } = this.scoreEmbedded(e, item.answer);
+      if (fast[i]) {
+        // Without spans the decline head reads too little to report; `fastPath` marks the shortcut.
+        const { declines: _unread, ...kept } = signals;
+        return { score, flagged: score >= this.threshold, threshold: this.threshold, signals: { ...kept, fastPath: 1 } };
+      }
       const text = plain[i];
       if (text !== null && text !== undefined) {
         const view = this.scoreEmbedded(embedded[next++] as EmbeddedItem, text);
@@ -85,9 +111,9 @@ export class EmbeddedDetector implements HarmDetector {
     await this.backbone.close?.();
   }
 
-  private embed(items: readonly QAItem[]): Promise<EmbeddedItem[]> {
+  private embed(items: readonly QAItem[], maxSpans = this.model.maxSpans): Promise<EmbeddedItem[]> {
     const term = this.model.requestTerm;
-    return embedItems(this.backbone, items, this.model.maxSpans, term ? (q, e) => requestRisk(term.request, q, e) : undefined);
+    return embedItems(this.backbone, items, maxSpans, term ? (q, e) => requestRisk(term.request, q, e) : undefined);
   }
 
   /**

@@ -27,7 +27,10 @@ export function featureDim(dim: number): number {
   return dim * 5 + 1;
 }
 
-/** Embeds every distinct text of the batch once (answers, questions, their lead sentences, spans) in one backbone call. */
+/**
+ * Embeds every distinct text of the batch once (answers, questions, their lead sentences, spans) in one
+ * backbone call. `maxSpans` 0 leaves the spans out (the detector's fast path; `withSpans` adds them later).
+ */
 export async function embedItems(
   backbone: Backbone,
   items: readonly QAItem[],
@@ -46,7 +49,7 @@ export async function embedItems(
     return id;
   };
   const plan = items.map((item) => {
-    const spans = splitSpans(item.answer, maxSpans);
+    const spans = maxSpans > 0 ? splitSpans(item.answer, maxSpans) : [];
     const question = item.question?.trim() ? item.question : undefined;
     const lead = requestRisk && question !== undefined ? promptLead(question) : undefined;
     return {
@@ -68,6 +71,19 @@ export async function embedItems(
     spanVectors: p.spanIds.map(vec),
     ...(requestRisk && p.question >= 0 ? { requestRisk: riskOf(requestRisk, p.question, p.lead) } : {}),
   }));
+}
+
+/** The items with their spans embedded (for items embedded with `maxSpans` 0); the other vectors are kept. */
+export async function withSpans(backbone: Backbone, embedded: readonly EmbeddedItem[], answers: readonly string[], maxSpans: number): Promise<EmbeddedItem[]> {
+  const spans = answers.map((a) => splitSpans(a, maxSpans));
+  // A span that is the whole answer (a one-sentence answer) already has its vector.
+  const texts = [...new Set(spans.flatMap((s, i) => s.filter((x) => x.text !== answers[i]).map((x) => x.text)))];
+  const vectors = new Map<string, Float32Array>();
+  if (texts.length) (await backbone.embed(texts)).forEach((v, i) => vectors.set(texts[i] as string, v));
+  return embedded.map((e, i) => {
+    const s = spans[i] as TextSpan[];
+    return { ...e, spans: s, spanVectors: s.map((x) => (x.text === answers[i] ? e.answer : (vectors.get(x.text) as Float32Array))) };
+  });
 }
 
 /** The feature vector of an embedded item (see the layout above). */

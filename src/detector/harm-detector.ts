@@ -1,5 +1,13 @@
 import type { HarmVerdict, QAItem, SpanScore } from "../types.js";
 
+export interface ScoreOptions {
+  /**
+   * Skip any fast path and compute every signal: the protector asks for this on answers to requests
+   * its request check flagged, whose policies read the `declines` and `content` signals.
+   */
+  thorough?: boolean;
+}
+
 /**
  * The harm detector role (MLLM-Protector part 1): one harmfulness score per (question, answer).
  * Backends live beside this file; the pipeline only knows this interface.
@@ -15,7 +23,7 @@ export interface HarmDetector {
    */
   readonly contentFloor?: number;
   /** Scores a batch; results are in input order. Rejects (never guesses) when the model fails. */
-  score(items: readonly QAItem[]): Promise<HarmVerdict[]>;
+  score(items: readonly QAItem[], options?: ScoreOptions): Promise<HarmVerdict[]>;
   /**
    * Scores every sentence/step of one answer in the context of its question (for redaction).
    * Spans cover the answer in order.

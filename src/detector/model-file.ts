@@ -50,6 +50,18 @@ const requestTermSchema = z.object({
   calibration: plattSchema,
 });
 
+/**
+ * The fast path: most answers are plainly benign, and the span vectors (most of the encoder's work on
+ * a long answer) only matter near the threshold. An answer is first scored from its whole-answer and
+ * question vectors; it keeps that score, spans unread, when the score is below `skipBelow` and its
+ * question's request risk is below `maxRequestRisk`. Chosen on validation so that no answer the full
+ * detector flags is skipped, with a margin (see the model card).
+ */
+const screenRuleSchema = z.object({
+  skipBelow: z.number().min(0).max(1),
+  maxRequestRisk: z.number().min(0).max(1),
+});
+
 export const detectorModelSchema = z.object({
   format: z.literal("mllm-protector/detector@1"),
   backbone: z.string(),
@@ -68,10 +80,12 @@ export const detectorModelSchema = z.object({
    * answers to benign requests.
    */
   contentFloor: z.number().min(0).max(1).optional(),
+  screen: screenRuleSchema.optional(),
   /** How the threshold was chosen and what was measured; free-form, for the model card. */
   meta: z.record(z.string(), z.unknown()),
 });
 export type DetectorModelFile = z.infer<typeof detectorModelSchema>;
+export type ScreenRule = z.infer<typeof screenRuleSchema>;
 
 export interface DetectorModel {
   backbone: string;
@@ -83,6 +97,7 @@ export interface DetectorModel {
   declines?: Head;
   threshold: number;
   contentFloor?: number;
+  screen?: ScreenRule;
   meta: Record<string, unknown>;
 }
 
@@ -117,6 +132,7 @@ export async function loadDetectorModel(path = DEFAULT_DETECTOR_MODEL_PATH): Pro
     ...(f.declines ? { declines: decodeHead(f.declines) } : {}),
     threshold: f.threshold,
     ...(f.contentFloor !== undefined ? { contentFloor: f.contentFloor } : {}),
+    ...(f.screen ? { screen: f.screen } : {}),
     meta: f.meta,
   };
 }
@@ -141,6 +157,7 @@ export function serialiseDetectorModel(model: DetectorModel): string {
     ...(model.declines ? { declines: encodeHead(model.declines) } : {}),
     threshold: model.threshold,
     ...(model.contentFloor !== undefined ? { contentFloor: model.contentFloor } : {}),
+    ...(model.screen ? { screen: model.screen } : {}),
     meta: model.meta,
   };
   return `${JSON.stringify(file, null, 1)}\n`;

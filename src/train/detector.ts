@@ -3,7 +3,7 @@ import { answerFeatures, embedItems, featureVector } from "../detector/features.
 import { EmbeddedDetector } from "../detector/embedded.js";
 import { Head, sigmoid } from "../detector/head.js";
 import { LexicalModel, hashedNgrams } from "../detector/lexical.js";
-import type { DetectorModel, Fusion } from "../detector/model-file.js";
+import type { DetectorModel, Fusion, ScreenRule } from "../detector/model-file.js";
 import type { LabelledAnswer, PreferencePair } from "../data/types.js";
 import { binaryMetrics, thresholdForFpr, type BinaryMetrics } from "../eval/metrics.js";
 import { createRng, shuffleInPlace } from "../internal/random.js";
@@ -175,9 +175,11 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
   });
   log(`validation: recall ${metrics.recall.toFixed(3)} at FPR ${metrics.fpr.toFixed(4)} (threshold ${threshold.toFixed(4)}), AUROC ${metrics.auroc.toFixed(4)}`);
   log(`content floor of the harmful-request policy: ${contentFloor.toFixed(4)} (${CONTENT_FLOOR_QUANTILE * 100}th percentile of benign validation answers)`);
+  const screen = await chooseScreenRule({ ...untuned, threshold }, backbone, data.validation, scores);
+  log(`fast path: answers scoring below ${screen.skipBelow.toFixed(4)} without their spans keep that score (questions with request risk below ${screen.maxRequestRisk})`);
 
   return {
-    model: { ...untuned, threshold, contentFloor },
+    model: { ...untuned, threshold, contentFloor, screen },
     validation: { ...metrics, bySource },
   };
 }
@@ -217,6 +219,27 @@ async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "comp
  * 97 % of the validation's harmful MM-SafetyBench answers.
  */
 const CONTENT_FLOOR_QUANTILE = 0.9;
+
+/** Answers to questions at least this likely to be harmful requests always get the full analysis. */
+const SCREEN_MAX_REQUEST_RISK = 0.5;
+/** The fast path's cut sits this factor below the lowest screen score of any answer the full detector flags. */
+const SCREEN_MARGIN = 0.25;
+
+/**
+ * The fast path's rule (see `ScreenRule`): scored without spans, every validation answer the full
+ * detector flags must still be sent on to the full analysis, with a margin of 4× in score for answers
+ * the validation split does not hold.
+ */
+async function chooseScreenRule(model: DetectorModel, backbone: Backbone, validation: readonly LabelledAnswer[], fullScores: readonly number[]): Promise<ScreenRule> {
+  // skipBelow 1 puts every eligible answer on the fast path, so its verdict is the screen's score.
+  const probe = new EmbeddedDetector({ ...model, screen: { skipBelow: 1, maxRequestRisk: SCREEN_MAX_REQUEST_RISK } }, backbone);
+  const screened = await probe.score(validation.map((a) => ({ question: a.question, answer: a.answer })));
+  let lowest = model.threshold;
+  screened.forEach((v, i) => {
+    if (v.signals.fastPath && (fullScores[i] as number) >= model.threshold) lowest = Math.min(lowest, v.score);
+  });
+  return { skipBelow: lowest * SCREEN_MARGIN, maxRequestRisk: SCREEN_MAX_REQUEST_RISK };
+}
 
 function quantile(xs: readonly number[], q: number): number {
   const sorted = [...xs].sort((a, b) => a - b);

@@ -50,8 +50,12 @@ export async function checkFile(detector: HarmDetector, input: string, output: s
 export function formatVerdict(v: HarmVerdict, answer: string): string {
   const lines = [
     `${v.flagged ? "HARMFUL" : "harmless"}: score ${v.score.toFixed(3)} ${v.flagged ? ">=" : "<"} threshold ${v.threshold.toFixed(3)}`,
-    `signals: ${Object.entries(v.signals).map(([k, x]) => `${k} ${x >= 0 ? "+" : ""}${x.toFixed(2)}`).join(", ")}`,
+    `signals: ${Object.entries(v.signals)
+      .filter(([k]) => k !== "fastPath")
+      .map(([k, x]) => `${k} ${x >= 0 ? "+" : ""}${x.toFixed(2)}`)
+      .join(", ")}`,
   ];
+  if (v.signals.fastPath) lines.push("fast path: plainly benign from the whole answer, sentences not read (--no-fast-path reads them)");
   for (const s of v.topSpans ?? []) {
     const text = answer.slice(s.start, s.end).replace(/\s+/g, " ");
     lines.push(`  ${s.score.toFixed(2)}  "${text.length > 100 ? `${text.slice(0, 97)}...` : text}"`);

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+
+// `mllm-protector check` on a file with bad lines: each gets a message naming its line, the good lines are
+// still scored, and the exit code says something failed.
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cli-check-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function check(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/index.ts", "check", ...args], { encoding: "utf8", maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const good = [
+  { id: "bread", question: "How do I bake bread?", answer: "Mix flour, water, yeast and salt, let it rise and bake it." },
+  { id: "paris", answer: "Paris is the capital of France." },
+];
+
+test("check: bad lines are named and skipped, good lines are scored, exit code 1", async () => {
+  const input = join(dir, "in.jsonl");
+  const output = join(dir, "out.jsonl");
+  await writeFile(
+    input,
+    Buffer.concat([
+      Buffer.from(`${JSON.stringify(good[0])}\n`),
+      Buffer.from('{"id": "broken", "answer": \n'),
+      Buffer.from(`${JSON.stringify({ id: "empty", answer: "" })}\n`),
+      Buffer.from('{"id":"latin1","answer":"caf\xe9 au lait"}\n', "latin1"),
+      Buffer.from(`${JSON.stringify({ id: "huge", answer: "word ".repeat(210_000) })}\n`),
+      Buffer.from(`${JSON.stringify({ id: "no-answer", question: "hi" })}\n`),
+      Buffer.from(`${JSON.stringify(good[1])}\n`),
+    ]),
+  );
+  const run = await check(["--input", input, "--output", output]);
+  assert.equal(run.code, 1, run.stderr);
+  for (const [line, why] of [[2, /invalid JSON/], [3, /empty/], [4, /not valid UTF-8/], [5, /longer than/], [6, /answer/]] as const) {
+    assert.match(run.stderr, new RegExp(`in\\.jsonl:${line}: .*${why.source}`), `line ${line}`);
+  }
+  const rows = (await readFile(output, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { id: string; score: number; flagged: boolean });
+  assert.deepEqual(rows.map((r) => r.id), ["bread", "paris"], "the good lines, in order");
+  for (const r of rows) assert.ok(r.score >= 0 && r.score <= 1 && r.flagged === false);
+});
+
+test("check: a clean file exits 0, and --no-fast-path gives the same flags", async () => {
+  const input = join(dir, "clean.jsonl");
+  await writeFile(input, good.map((g) => JSON.stringify(g)).join("\n"));
+  const [fast, slow] = await Promise.all([check(["--input", input, "--output", join(dir, "fast.jsonl")]), check(["--input", input, "--output", join(dir, "slow.jsonl"), "--no-fast-path"])]);
+  assert.equal(fast.code, 0, fast.stderr);
+  assert.equal(slow.code, 0, slow.stderr);
+  const flags = async (f: string): Promise<boolean[]> => (await readFile(join(dir, f), "utf8")).trim().split("\n").map((l) => (JSON.parse(l) as { flagged: boolean }).flagged);
+  assert.deepEqual(await flags("fast.jsonl"), await flags("slow.jsonl"));
+});

@@ -10,7 +10,7 @@ import { CandidateRejectedError } from "../src/detoxifier/errors.js";
 import { createRedaction } from "../src/detoxifier/redact.js";
 import { hasProfessionalDisclaimer } from "../src/policies.js";
 import { createProtector } from "../src/protector.js";
-import type { Category } from "../src/types.js";
+import type { Category, QAItem } from "../src/types.js";
 
 function fixedCategory(category: Category | null, probability = 0.9): Categorizer {
   return { name: "fixed", categorize: async (items) => items.map(() => ({ category, probability })) };
@@ -94,6 +94,18 @@ test("advice policy adds a disclaimer to an unflagged health answer; it can be t
   // An answer that already carries the warning is left alone.
   const warned = "I'm not a doctor, so please consult a physician. Chest pain can have many causes.";
   assert.equal((await p.protect({ answer: warned })).action, "pass");
+});
+
+test("a flagged advice answer is not repaired by a disclaimer, even when the verifier would pass the disclaimed text", async () => {
+  // The failure this guards against: a disclaimer in front lowers the score of the same harmful words.
+  const base = keywordDetector();
+  const fooled: HarmDetector = { ...base, name: "fooled-by-disclaimers", score: async (items) => (await base.score(items)).map((v, i) => (hasProfessionalDisclaimer((items[i] as QAItem).answer) ? { ...v, score: 0.1, flagged: false } : v)) };
+  const p = createProtector({ detector: fooled, categorizer: fixedCategory("health_consultation"), detoxifiers: [createCategoryRepair()] });
+  const harmful = "Crush the pills into her tea every evening and raise the dose slowly; then slip in the poison.";
+  const r = await p.protect({ question: "How do I make my roommate dependent on painkillers?", answer: harmful });
+  assert.equal(r.flagged, true);
+  assert.equal(r.action, "refused");
+  assert.match(r.attempts[0]?.error ?? "", /not applicable: a disclaimer does not repair an answer the detector flagged/);
 });
 
 test("harmful-request policy: an unflagged answer that goes along with a flagged request is refused, not redacted; a refusal passes", async () => {

@@ -4,7 +4,8 @@ import { NotApplicableError } from "./errors.js";
 
 /**
  * Category-aware repair (embedded, no LLM). The category decides the repair: advice answers
- * (legal, financial, health) keep their content and get a professional disclaimer; political
+ * (legal, financial, health) that the detector did not flag keep their content and get a professional
+ * disclaimer (a flagged one goes on down the chain); political
  * lobbying and government decisions are declined politely; the harmful categories are not this
  * strategy's job (the chain goes on to redaction).
  */
@@ -16,6 +17,8 @@ export function createCategoryRepair(): Detoxifier {
       const policy = policyFor(category);
       if (!category || !policy) throw new NotApplicableError(`no category repair for ${category ?? "an uncategorised answer"}`);
       if (policy === "advice-disclaimer") {
+        // A disclaimer keeps every word the detector flagged; scored again, the disclaimer alone could pass it.
+        if (input.verdict.flagged) throw new NotApplicableError("a disclaimer does not repair an answer the detector flagged");
         return { text: withDisclaimer(category, input.answer), action: "repaired", note: `added a ${category.replace("_", " ")} disclaimer` };
       }
       return { text: declineFor(category) as string, action: "repaired", note: `declined (${category.replace("_", " ")})` };

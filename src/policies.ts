@@ -61,10 +61,10 @@ export function policyFor(category: Category | null | undefined): PolicyName | n
 }
 
 // "not a licensed lawyer", "I am an AI and cannot provide medical advice", "not (professional|medical) advice"
-const NOT_PROFESSIONAL =
+export const NOT_PROFESSIONAL =
   /\b(?:i(?:'m| am)\s+(?:not|n't)\s+(?:a|an)\s+(?:\w+\s+){0,3}(?:lawyer|attorney|doctor|physician|financial (?:advisor|adviser|planner)|(?:licensed|certified|qualified|medical|legal|financial|healthcare|health care)\b)|(?:cannot|can't|can not|unable to|do not|don't|not able to)\s+(?:provide|give|offer)\s+(?:\w+\s+){0,2}(?:legal|medical|financial|professional|investment)\s+advice|(?:is|are|should)\s+not\s+(?:be\s+)?(?:considered\s+|a\s+substitute\s+for\s+|intended\s+as\s+)?(?:\w+\s+){0,2}(?:legal|medical|financial|professional|investment)\s+advice|no\s+(?:professional\s+)?(?:certification|license|licence|qualification)s?|not\s+(?:a\s+)?(?:licensed|certified|qualified)\b)/i;
 // "consult a lawyer", "seek professional advice", "please be careful", "talk to your doctor"
-const BE_CAREFUL =
+export const BE_CAREFUL =
   /\b(?:consult|speak|talk|check)\s+(?:with\s+)?(?:a|an|your|the)?\s*(?:\w+\s+){0,2}(?:lawyer|attorney|doctor|physician|professional|advisor|adviser|specialist|provider|expert|pharmacist|accountant|planner)|seek\s+(?:\w+\s+){0,2}(?:advice|help|care|attention|counsel)|be\s+(?:careful|cautious)|exercise\s+caution|use\s+caution|proceed\s+with\s+caution/i;
 const DECLINES =
   /\b(?:i\s+(?:can(?:no|')t|can\s+not|won't|will\s+not|am\s+(?:not\s+able|unable)|'m\s+(?:not\s+able|unable)|must\s+decline|do\s+not|don't)\s+(?:\w+\s+){0,3}(?:make|take|engage|participate|help|assist|provide|write|create|recommend|support|endorse|decide|generate|produce)|as\s+an\s+ai[^.]{0,60}\b(?:do\s+not|don't|cannot|can't)\s+(?:have|hold|take|make)\s+(?:\w+\s+){0,2}(?:opinions?|positions?|sides?|decisions?|stances?))/i;

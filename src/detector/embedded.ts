@@ -7,6 +7,7 @@ import { sigmoid } from "./head.js";
 import { fuse, loadDetectorModel, type DetectorModel } from "./model-file.js";
 import { hashedNgrams } from "./lexical.js";
 import { jailbreakContent } from "./persona.js";
+import { withoutDisclaimers } from "./disclaimers.js";
 import { topSpans } from "./sentences.js";
 
 export interface EmbeddedDetectorOptions {
@@ -61,7 +62,11 @@ export class EmbeddedDetector implements HarmDetector {
    * it declines only if the plain content declines too.
    */
   async score(items: readonly QAItem[], options: ScoreOptions = {}): Promise<HarmVerdict[]> {
-    const plain = items.map((item) => jailbreakContent(item.answer));
+    // A second reading of answers whose surface can hide their content: a dual-response jailbreak's
+    // persona part, and the answer without its disclaimers (disclaimers.ts).
+    const persona = items.map((item) => jailbreakContent(item.answer));
+    const bare = items.map((item, i) => withoutDisclaimers(persona[i] ?? item.answer));
+    const plain = items.map((_, i) => bare[i] ?? persona[i] ?? null);
     const views = plain.flatMap((text, i) => (text === null ? [] : [{ question: (items[i] as QAItem).question, answer: text }]));
     const all = [...items, ...views];
     const rule = this.fastPath && !options.thorough ? this.model.screen : undefined;
@@ -90,7 +95,12 @@ export class EmbeddedDetector implements HarmDetector {
       const text = plain[i];
       if (text !== null && text !== undefined) {
         const view = this.scoreEmbedded(embedded[next++] as EmbeddedItem, text);
-        signals = { ...signals, jailbreakContent: view.score, content: Math.max(signals.content as number, view.signals.content as number) };
+        signals = {
+          ...signals,
+          ...(persona[i] !== null ? { jailbreakContent: view.score } : {}),
+          ...(bare[i] !== null ? { withoutDisclaimers: view.score } : {}),
+          content: Math.max(signals.content as number, view.signals.content as number),
+        };
         // It declines only if every voice does: the persona's part counts too.
         if (signals.declines !== undefined && view.signals.declines !== undefined) signals.declines = Math.min(signals.declines, view.signals.declines);
         score = Math.max(score, view.score);

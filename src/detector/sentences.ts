@@ -17,17 +17,7 @@ const MIN_SPAN_CHARS = 24;
  * gets covered end to end by a bounded number of spans.
  */
 export function splitSpans(answer: string, maxSpans = 64): TextSpan[] {
-  const raw: TextSpan[] = [];
-  const lineRe = /[^\n]+/g;
-  for (let m = lineRe.exec(answer); m; m = lineRe.exec(answer)) {
-    const lineStart = m.index;
-    for (const seg of segmenter.segment(m[0])) {
-      const text = seg.segment.trim();
-      if (!text) continue;
-      const start = lineStart + seg.index + seg.segment.indexOf(text);
-      raw.push({ start, end: start + text.length, text });
-    }
-  }
+  const raw = sentenceSpans(answer);
   const merged: TextSpan[] = [];
   let pending: TextSpan | null = null;
   for (const span of raw) {
@@ -50,6 +40,22 @@ export function splitSpans(answer: string, maxSpans = 64): TextSpan[] {
     chunks.push(group.reduce((a, b) => join(answer, a, b)));
   }
   return chunks;
+}
+
+/** Every sentence of every line, as written (no merging of short fragments). */
+export function sentenceSpans(answer: string): TextSpan[] {
+  const out: TextSpan[] = [];
+  const lineRe = /[^\n]+/g;
+  for (let m = lineRe.exec(answer); m; m = lineRe.exec(answer)) {
+    const lineStart = m.index;
+    for (const seg of segmenter.segment(m[0])) {
+      const text = seg.segment.trim();
+      if (!text) continue;
+      const start = lineStart + seg.index + seg.segment.indexOf(text);
+      out.push({ start, end: start + text.length, text });
+    }
+  }
+  return out;
 }
 
 function join(answer: string, a: TextSpan, b: TextSpan): TextSpan {

@@ -1,0 +1,35 @@
+/**
+ * What the detector's fast path takes and whether it changes a flag: on each of the detector's
+ * validation and test sets, the share of answers scored from their whole-answer vector alone, and the
+ * flags that differ from the full analysis (fast path off). Needs ../shared/data; reads the embedding
+ * cache (.cache/embeddings) when training filled it. Run: node --import tsx bench/fast-path.ts
+ */
+import { createUseLiteBackbone } from "../src/detector/backbones/use-lite.js";
+import { EmbeddedDetector } from "../src/detector/embedded.js";
+import { loadDetectorModel } from "../src/detector/model-file.js";
+import { resolveDataDir } from "../src/data/paths.js";
+import { loadDetectorCorpus } from "../src/train/corpus.js";
+import { cachedBackbone } from "../src/train/embedding-cache.js";
+
+const corpus = await loadDetectorCorpus(resolveDataDir());
+const backbone = cachedBackbone(await createUseLiteBackbone(), ".cache/embeddings");
+const model = await loadDetectorModel();
+const full = new EmbeddedDetector(model, backbone, { fastPath: false });
+const fast = new EmbeddedDetector(model, backbone);
+console.log(`fast path: skipBelow ${model.screen?.skipBelow.toFixed(4) ?? "none"}, request risk below ${model.screen?.maxRequestRisk ?? "-"}`);
+for (const [name, items] of Object.entries({ validation: corpus.validation, ...corpus.test })) {
+  let taken = 0;
+  let lost = 0;
+  let gained = 0;
+  for (let i = 0; i < items.length; i += 256) {
+    const part = items.slice(i, i + 256).map((a) => ({ question: a.question, answer: a.answer }));
+    const [a, b] = [await full.score(part), await fast.score(part)];
+    part.forEach((_, k) => {
+      if (b[k]?.signals.fastPath) taken++;
+      if (a[k]?.flagged && !b[k]?.flagged) lost++;
+      if (!a[k]?.flagged && b[k]?.flagged) gained++;
+    });
+  }
+  console.log(`${name.padEnd(30)} n ${String(items.length).padStart(5)}  fast path ${((100 * taken) / items.length).toFixed(0).padStart(3)} %  flags lost ${lost}, gained ${gained}`);
+}
+await backbone.close?.();

@@ -74,10 +74,13 @@ export class EmbeddedDetector implements HarmDetector {
     let embedded = await this.embed(all, rule ? 0 : this.model.maxSpans);
     // The fast path: plainly benign answers keep the score of their whole-answer and question vectors;
     // the rest (and every answer with a plain form, and the plain forms) get their spans read.
-    const fast = items.map((item, i) => {
+    const screened = items.map((item, i) => {
       const e = embedded[i] as EmbeddedItem;
-      return rule !== undefined && plain[i] === null && (e.requestRisk ?? 0) < rule.maxRequestRisk && this.scoreEmbedded(e, item.answer).score < rule.skipBelow;
+      if (rule === undefined || plain[i] !== null || (e.requestRisk ?? 0) >= rule.maxRequestRisk) return null;
+      const verdict = this.scoreEmbedded(e, item.answer);
+      return verdict.score < rule.skipBelow ? verdict : null;
     });
+    const fast = screened.map((v) => v !== null);
     if (rule) {
       const todo = all.map((_, k) => k).filter((k) => k >= items.length || !fast[k]);
       const spanned = await withSpans(this.backbone, todo.map((k) => embedded[k] as EmbeddedItem), todo.map((k) => (all[k] as QAItem).answer), this.model.maxSpans);
@@ -86,15 +89,16 @@ export class EmbeddedDetector implements HarmDetector {
     }
     let next = items.length;
     return items.map((item, i) => {
+      const quick = screened[i];
+      if (quick) {
+        // Without spans the decline head reads too little to report; `fastPath` marks the shortcut.
+        const { declines: _unread, ...kept } = quick.signals;
+        return { score: quick.score, flagged: quick.score >= this.threshold, threshold: this.threshold, signals: { ...kept, fastPath: 1 } };
+      }
       const e = embedded[i] as EmbeddedItem;
       let { score, signals } = this.scoreEmbedded(e, item.answer);
-      if (fast[i]) {
-        // Without spans the decline head reads too little to report; `fastPath` marks the shortcut.
-        const { declines: _unread, ...kept } = signals;
-        return { score, flagged: score >= this.threshold, threshold: this.threshold, signals: { ...kept, fastPath: 1 } };
-      }
       const text = plain[i];
-      if (text !== null && text !== undefined) {
+      if (text) {
         const view = this.scoreEmbedded(embedded[next++] as EmbeddedItem, text);
         signals = {
           ...signals,

@@ -105,21 +105,35 @@ export async function loadDetectorCorpus(dataDir: string): Promise<DetectorCorpu
 }
 
 /**
+ * Whether a safety-tuned-llamas training row is a harmful request that its safe response refuses.
+ * About a quarter of that set's "harmful instructions" are everyday tasks answered helpfully ("Compare
+ * and contrast the speed of sound and the speed of light.", "Provide useful tips for hitch hiking."):
+ * as harmful requests they taught the request check that ordinary imperatives are harmful (10 of 20
+ * everyday imperatives flagged, 3 without them), and as non-complying answers they taught the compliance
+ * head that plain, helpful answers do not comply (plain-answer probe recall 0.50, 0.60 without them).
+ * The decline head still reads every response as declining: with the same filter it called cautious but
+ * complying answers declines, and two harmful MM-SafetyBench answers passed the harmful-request policy.
+ */
+export function safetyTunedRefusal(a: Pick<LabelledAnswer, "answer">): boolean {
+  return opensWithRefusal(a.answer);
+}
+
+/**
  * Whether an answer does what was asked: helpful answers (AlpacaEval, VLGuard's answers to safe
  * instructions) do; safety-tuned refusals and VLGuard's answers to unsafe instructions do not; on
  * harmful requests (GPTFuzz, MM-SafetyBench) the harmful label is exactly "it complied".
  */
 function compliesOf(a: LabelledAnswer & { kind?: string }): boolean | undefined {
   if (a.source.startsWith("alpaca-eval")) return true;
-  if (a.source.startsWith("safety-tuned-llamas")) return false;
+  if (a.source.startsWith("safety-tuned-llamas")) return safetyTunedRefusal(a) ? false : undefined;
   if (a.source.startsWith("vlguard")) return a.kind === undefined ? undefined : a.kind === "safe";
   if (a.source.startsWith("gptfuzz") || a.source.startsWith("mm-safetybench")) return a.label === 1;
   return undefined;
 }
 
 /**
- * Whether an answer declines the task: safety-tuned refusals and VLGuard's answers to unsafe
- * instructions do; helpful answers and harmful (complying) answers do not. A harmless answer to a
+ * Whether an answer declines the task: safety-tuned-llamas' responses (every one: see
+ * `safetyTunedRefusal`) and VLGuard's answers to unsafe instructions do; helpful answers and harmful (complying) answers do not. A harmless answer to a
  * harmful request declines only if it opens with a refusal; otherwise it is unknown (it may do the
  * task harmlessly, or be persona banter with no content).
  */

@@ -18,7 +18,7 @@ import { fnv1a } from "../internal/random.js";
 import { serialiseRequestModel, type RequestCalibration, type RequestModel } from "../request/model-file.js";
 import { type RequestView, type ViewText, requestViews, viewFeatures } from "../request/request-checker.js";
 import type { Category } from "../types.js";
-import { HARMFUL_CATEGORIES, mmSplit, type Split } from "./corpus.js";
+import { HARMFUL_CATEGORIES, mmSplit, safetyTunedRefusal, type Split } from "./corpus.js";
 import { trainingBackbone } from "./embedding-cache.js";
 
 /**
@@ -27,7 +27,8 @@ import { trainingBackbone } from "./embedding-cache.js";
  * Requests (text prompt + what an image says):
  * - harmful: AdvBench; red-instruct (CatQA, HarmfulQA, DangerousQA, AdversarialQA); MM-SafetyBench
  *   questions (Question, Changed Question, and the TYPO request: Rephrased Question + Key Phrase in the
- *   image); safety-tuned-llamas' harmful prompt sets and training instructions.
+ *   image); safety-tuned-llamas' harmful prompt sets, and its training instructions whose safe response
+ *   refuses (the rest are mostly everyday tasks: see `safetyTunedRefusal`).
  * - benign: AlpacaEval instructions, VLGuard safe instructions, safety-tuned-llamas I-Alpaca and
  *   I-PhysicalSafetySafe.
  * - Advice and political scenarios (MM-SafetyBench 08, 10–13; CatQA "Political Campaigning" and "Tailored
@@ -342,7 +343,7 @@ async function loadBaseQuestions(dataDir: string, excluded: RequestCorpus["stats
   const stl = join(dataDir, "safety-tuned-llamas");
   for (const q of await readSafetyTunedLlamasEvaluation(join(stl, "evaluation"))) out.push({ source: q.source, question: q.question, label: q.label, ...(q.category ? { category: q.category } : {}) });
   for (const a of await readSafetyTunedLlamasTraining(join(stl, "training", "safety_only_data_Instructions.json"))) {
-    if (a.question) out.push({ source: "safety-tuned-llamas/training", question: a.question, label: 1 });
+    if (a.question && safetyTunedRefusal(a)) out.push({ source: "safety-tuned-llamas/training", question: a.question, label: 1 });
   }
   const seenAlpaca = new Set<string>();
   for (const a of await readAlpacaEval(join(dataDir, "benign", "alpaca-eval"))) {

@@ -337,10 +337,13 @@ export function createProtector(options: ProtectorOptions): Protector {
 
   /**
    * The harmful-request policy overrides an answer the detector passed on the request check's word
-   * alone, so with a categorizer it also needs the category head, reading the request alone, not to
-   * call it ordinary (P(no scenario) < 0.5; without that probability, a category at
-   * `categoryConfidence`): one model's false alarm on an everyday request ("Help me get a job in the
-   * government in which I'll have major bargaining power") must not refuse a helpful answer. The
+   * alone, so with a categorizer it also needs the category head, reading the request alone, to name a
+   * scenario: its most likely class must not be "no scenario" (a categorizer that cannot say "none":
+   * a category at `categoryConfidence`). One model's false alarm on an everyday request ("Help me get a
+   * job in the government in which I'll have major bargaining power", "How do I beat my brother at
+   * chess?") must not refuse a helpful answer. (Reading "no scenario" below 0.5 as a vote for harm, as
+   * before, refused the chess answer at P 0.42 and three more AlpacaEval answers, and caught nothing
+   * more on MM-SafetyBench.) The
    * request alone, because a partly benign answer dilutes the exchange and a streamed answer is partial.
    * A request whose subject is a phrase in the picture (`unread-pointer`, or read from the answer:
    * `restated`) needs no second opinion: the category head cannot see that subject.
@@ -348,7 +351,7 @@ export function createProtector(options: ProtectorOptions): Protector {
   async function corroborated(request: RequestRisk, question: string | undefined): Promise<boolean> {
     if (!categorizer || request.signals.includes("unread-pointer") || request.signals.includes("restated")) return true;
     const [cat] = await categorizer.categorize([{ question, answer: "" }]);
-    if (cat?.ordinary !== undefined) return cat.ordinary < ORDINARY_PROBABILITY;
+    if (cat?.ordinary !== undefined) return cat.category !== null;
     return cat?.category != null && cat.probability >= confidence;
   }
 
@@ -387,9 +390,6 @@ function rereads(risk: RequestRisk | null | undefined): boolean {
 function restatedRisk(v: RequestVerdict): RequestRisk {
   return { ...riskOf(v), signals: [...v.signals, "restated"] };
 }
-
-/** At or above this P(no scenario) the category head calls an exchange ordinary. */
-const ORDINARY_PROBABILITY = 0.5;
 
 /** One request (question + image URL) as a memo key. */
 function requestKey(input: Pick<ProtectInput, "question" | "image">): string {

@@ -341,10 +341,8 @@ export function createProtector(options: ProtectorOptions): Protector {
    * scenario: its most likely class must not be "no scenario" (a categorizer that cannot say "none":
    * a category at `categoryConfidence`). One model's false alarm on an everyday request ("Help me get a
    * job in the government in which I'll have major bargaining power", "How do I beat my brother at
-   * chess?") must not refuse a helpful answer. (Reading "no scenario" below 0.5 as a vote for harm, as
-   * before, refused the chess answer at P 0.42 and three more AlpacaEval answers, and caught nothing
-   * more on MM-SafetyBench.) The
-   * request alone, because a partly benign answer dilutes the exchange and a streamed answer is partial.
+   * chess?", where "no scenario" leads at P 0.42) must not refuse a helpful answer. The request alone,
+   * because a partly benign answer dilutes the exchange and a streamed answer is partial.
    * A request whose subject is a phrase in the picture (`unread-pointer`, or read from the answer:
    * `restated`) needs no second opinion: the category head cannot see that subject.
    */

@@ -133,9 +133,9 @@ function compliesOf(a: LabelledAnswer & { kind?: string }): boolean | undefined 
 
 /**
  * Whether an answer declines the task: safety-tuned-llamas' responses (every one: see
- * `safetyTunedRefusal`) and VLGuard's answers to unsafe instructions do; helpful answers and harmful (complying) answers do not. A harmless answer to a
- * harmful request declines only if it opens with a refusal; otherwise it is unknown (it may do the
- * task harmlessly, or be persona banter with no content).
+ * `safetyTunedRefusal`) and VLGuard's answers to unsafe instructions do; helpful answers and harmful
+ * (complying) answers do not. A harmless answer to a harmful request declines only if it opens with a
+ * refusal; otherwise it is unknown (it may do the task harmlessly, or be persona banter with no content).
  */
 function declinesOf(a: LabelledAnswer & { kind?: string }): boolean | undefined {
   if (a.source.startsWith("alpaca-eval")) return false;

@@ -4,8 +4,8 @@ import { dataDirOrSkip, resolveDataDir } from "../src/data/paths.js";
 import type { LabelledAnswer } from "../src/data/types.js";
 import type { HarmDetector } from "../src/detector/harm-detector.js";
 import { createCategoryRepair } from "../src/detoxifier/category-repair.js";
-import { benignStats, evaluateBenign, isDisclaimerOnly, loadBenignSets } from "../src/eval/benign.js";
-import { evaluateProtector } from "../src/eval/protector-suite.js";
+import { benignStats, changedAnswers, evaluateBenign, isDisclaimerOnly, loadBenignSets } from "../src/eval/benign.js";
+import { evaluateProtector, formatProtectorReport } from "../src/eval/protector-suite.js";
 import { createProtector } from "../src/protector.js";
 
 const ANSWER = "Drink water and rest.";
@@ -20,6 +20,13 @@ test("a disclaimer put before the whole answer is counted apart from real change
   assert.deepEqual(outcomes.map(isDisclaimerOnly), [false, true, false, false]);
   assert.deepEqual(benignStats(outcomes), { n: 4, changed: 2, changedRate: 0.5, disclaimerOnly: 1, actions: { pass: 1, repaired: 2, refused: 1 } });
   assert.deepEqual(benignStats([]), { n: 0, changed: 0, changedRate: 0, disclaimerOnly: 0, actions: {} });
+});
+
+test("the answers behind a changed count are listed with their question and the protector's reason", () => {
+  const result = (action: "pass" | "repaired" | "refused", output: string) => ({ action, output, original: ANSWER, flagged: action !== "pass", score: action === "refused" ? 0.9 : 0.1, explanation: `why ${action}`, attempts: [] });
+  const items = [{ question: "a" }, { question: "b" }, { question: "c" }];
+  const results = [result("pass", ANSWER), result("repaired", `Please note: I'm not a doctor.\n\n${ANSWER}`), result("refused", "Sorry, I can not answer this question.")];
+  assert.deepEqual(changedAnswers(items, results), [{ question: "c", action: "refused", score: 0.9, explanation: "why refused" }]);
 });
 
 test("evaluateBenign runs the protector over each set and reports progress", async () => {
@@ -50,4 +57,11 @@ test("the benign sets load from the shared data, and the protector suite reports
   assert.deepEqual(Object.keys(report.benign), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out", "mm-safetybench-safe"]);
   assert.equal(report.benign["vicuna-80"]?.n, sets["vicuna-80"]?.length);
   assert.ok(Object.values(report.benign).every((b) => b.changed === 0 && b.disclaimerOnly === 0));
+  // Nothing is repaired, so every unsafe answer is listed as passing, and no benign answer as changed.
+  const all = report.mmSafetyBench.all.at(-1);
+  assert.equal(report.residual.length, all?.unsafe);
+  assert.equal(report.residual.filter((x) => x.heldOut).length, report.mmSafetyBench.heldOut.at(-1)?.unsafe);
+  assert.deepEqual(Object.keys(report.changed), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out"]);
+  assert.ok(Object.values(report.changed).every((list) => list.length === 0));
+  assert.match(formatProtectorReport(report), /unsafe answers that pass/);
 });

@@ -41,6 +41,23 @@ export function benignStats(results: readonly Outcome[]): BenignSetStats {
   return { n: results.length, changed, changedRate: changed / Math.max(1, results.length), disclaimerOnly, actions };
 }
 
+/** One answer the protector changed or let through, for reading: what was asked and why it acted. */
+export interface ListedAnswer {
+  question?: string;
+  action: ProtectResult["action"];
+  score: number;
+  explanation: string;
+}
+
+/** The benign answers changed beyond an added disclaimer (what `changed` counts), in input order. */
+export function changedAnswers(items: readonly Pick<LabelledAnswer, "question">[], results: readonly ProtectResult[]): ListedAnswer[] {
+  return results.flatMap((r, i) => (r.action === "pass" || isDisclaimerOnly(r) ? [] : [listed(items[i]?.question, r)]));
+}
+
+export function listed(question: string | undefined, r: ProtectResult): ListedAnswer {
+  return { ...(question === undefined ? {} : { question }), action: r.action, score: r.score, explanation: r.explanation };
+}
+
 /** Protect answers in batches of 64, reporting progress per batch. */
 export async function protectAll(protector: Protector, items: readonly LabelledAnswer[], onProgress?: (n: number) => void): Promise<ProtectResult[]> {
   const out: ProtectResult[] = [];

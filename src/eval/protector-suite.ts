@@ -3,7 +3,7 @@ import { readMmSafetyBenchGeminiAnswers, type MmSafetyBenchAnswer } from "../dat
 import type { LabelledAnswer } from "../data/types.js";
 import { mmSplit } from "../train/corpus.js";
 import type { ProtectResult, Protector } from "../types.js";
-import { benignStats, loadBenignSets, protectAll, type BenignSetStats } from "./benign.js";
+import { benignStats, changedAnswers, listed, loadBenignSets, protectAll, type BenignSetStats, type ListedAnswer } from "./benign.js";
 
 /**
  * The protector's two promises, measured on labelled answers:
@@ -23,6 +23,10 @@ export interface ScenarioRow {
 export interface ProtectorSuiteReport {
   mmSafetyBench: { all: ScenarioRow[]; heldOut: ScenarioRow[] };
   benign: Record<string, BenignSetStats>;
+  /** Every unsafe answer that still passes: what the residual rates count. */
+  residual: Array<ListedAnswer & { scenario: string; variant: string; heldOut: boolean }>;
+  /** Per benign set (MM-SafetyBench's safe answers aside: too many to read), the answers changed beyond a disclaimer. */
+  changed: Record<string, ListedAnswer[]>;
   /** A sample of repaired outputs per action and scenario, for reading. */
   samples: Array<{ scenario: string; action: string; question?: string; original: string; output: string }>;
 }
@@ -67,12 +71,22 @@ export async function evaluateProtector(protector: Protector, dataDir: string, o
       heldOut: scenarioRows(heldOutIdx.map((i) => mm[i] as MmSafetyBenchAnswer), heldOutIdx.map((i) => mmResults[i] as ProtectResult)),
     },
     benign: {},
+    residual: mm.flatMap((a, i) => {
+      const r = mmResults[i] as ProtectResult;
+      return a.label === 1 && r.action === "pass" ? [{ ...listed(a.question, r), scenario: a.scenario, variant: a.variant, heldOut: mmSplit(a) === "test" }] : [];
+    }),
+    changed: {},
     samples: [],
   };
   const safeIdx = mm.map((a, i) => (a.label === 0 ? i : -1)).filter((i) => i >= 0);
   for (const [name, items] of Object.entries(benignSets)) {
-    const results = name === "mm-safetybench-safe" ? safeIdx.map((i) => mmResults[i] as ProtectResult) : await protectAll(protector, items, tick);
+    if (name === "mm-safetybench-safe") {
+      report.benign[name] = benignStats(safeIdx.map((i) => mmResults[i] as ProtectResult));
+      continue;
+    }
+    const results = await protectAll(protector, items, tick);
     report.benign[name] = benignStats(results);
+    report.changed[name] = changedAnswers(items, results);
   }
   // Samples: up to 3 per (scenario, action) among repaired unsafe answers, in a stable order.
   const seen = new Map<string, number>();
@@ -103,6 +117,29 @@ export function formatProtectorReport(r: ProtectorSuiteReport): string {
     "",
     "benign answers changed (beyond an added disclaimer), and disclaimer-only changes:",
     ...Object.entries(r.benign).map(([k, v]) => `${k.padEnd(22)} n ${String(v.n).padStart(5)}  changed ${String(v.changed).padStart(4)} (${(100 * v.changedRate).toFixed(2)}%)  disclaimer-only ${v.disclaimerOnly}  ${Object.entries(v.actions).map(([a, n]) => `${a} ${n}`).join(", ")}`),
+    "",
+    "unsafe answers that pass (score, question):",
+    ...r.residual.map((x) => `  ${x.scenario.slice(0, 2)} ${x.variant}${x.heldOut ? " (held out)" : ""}  ${x.score.toFixed(3)}  ${clip(x.question)}`),
+    "",
+    "benign answers changed beyond a disclaimer, by question (answers, action):",
+    ...Object.entries(r.changed).flatMap(([set, list]) => byQuestion(list).map(([q, n, action]) => `  ${set}: ${n} × ${action}  ${clip(q)}`)),
   ];
   return lines.join("\n");
+}
+
+function clip(text: string | undefined, max = 100): string {
+  const flat = (text ?? "(no question)").replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** Changed answers grouped by question (one question is often several models' answers), most first. */
+function byQuestion(list: readonly ListedAnswer[]): Array<[string | undefined, number, string]> {
+  const groups = new Map<string | undefined, { n: number; actions: Set<string> }>();
+  for (const x of list) {
+    const g = groups.get(x.question) ?? { n: 0, actions: new Set<string>() };
+    g.n++;
+    g.actions.add(x.action);
+    groups.set(x.question, g);
+  }
+  return [...groups].sort((a, b) => b[1].n - a[1].n).map(([q, g]) => [q, g.n, [...g.actions].join("/")]);
 }

@@ -3,13 +3,15 @@
  * validation and test sets, the share of answers scored from their whole-answer vector alone, and the
  * flags that differ from the full analysis (fast path off); then the same for the harmful test answers
  * hidden behind a long benign preamble (the whole-answer vector reads only the first 128 pieces, so
- * this is the case the fast path could get wrong). Needs ../shared/data; reads the embedding cache
+ * this is the case the fast path could get wrong); and, on sets with both labels, AUROC with and without
+ * it (it keeps flags, but moves scores below the threshold). Needs ../shared/data; reads the embedding cache
  * (.cache/embeddings) when training filled it. Run: node --import tsx bench/fast-path.ts
  */
 import { createUseLiteBackbone } from "../src/detector/backbones/use-lite.js";
 import { EmbeddedDetector } from "../src/detector/embedded.js";
 import { loadDetectorModel } from "../src/detector/model-file.js";
 import { resolveDataDir } from "../src/data/paths.js";
+import { auroc } from "../src/eval/metrics.js";
 import { loadDetectorCorpus } from "../src/train/corpus.js";
 import { cachedBackbone } from "../src/train/embedding-cache.js";
 
@@ -34,6 +36,7 @@ for (const [name, items] of Object.entries(sets)) {
   let taken = 0;
   let lost = 0;
   let gained = 0;
+  const [fullScores, fastScores]: [number[], number[]] = [[], []];
   for (let i = 0; i < items.length; i += 256) {
     const part = items.slice(i, i + 256).map((a) => ({ question: a.question, answer: a.answer }));
     const [a, b] = [await full.score(part), await fast.score(part)];
@@ -42,7 +45,11 @@ for (const [name, items] of Object.entries(sets)) {
       if (a[k]?.flagged && !b[k]?.flagged) lost++;
       if (!a[k]?.flagged && b[k]?.flagged) gained++;
     });
+    fullScores.push(...a.map((v) => v.score));
+    fastScores.push(...b.map((v) => v.score));
   }
-  console.log(`${name.padEnd(30)} n ${String(items.length).padStart(5)}  fast path ${((100 * taken) / items.length).toFixed(0).padStart(3)} %  flags lost ${lost}, gained ${gained}`);
+  const labels = items.map((a) => a.label);
+  const ranked = labels.includes(0) && labels.includes(1) ? `  AUROC ${auroc(fastScores, labels).toFixed(3)} (off: ${auroc(fullScores, labels).toFixed(3)})` : "";
+  console.log(`${name.padEnd(30)} n ${String(items.length).padStart(5)}  fast path ${((100 * taken) / items.length).toFixed(0).padStart(3)} %  flags lost ${lost}, gained ${gained}${ranked}`);
 }
 await backbone.close?.();

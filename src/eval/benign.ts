@@ -28,16 +28,20 @@ export function isDisclaimerOnly(r: Outcome): boolean {
   return r.action === "repaired" && r.output !== r.original && r.output.endsWith(r.original);
 }
 
+/** Changed beyond an added disclaimer: what a benign set's `changed` counts. */
+export function changedBeyondDisclaimer(r: Outcome): boolean {
+  return r.action !== "pass" && !isDisclaimerOnly(r);
+}
+
 export function benignStats(results: readonly Outcome[]): BenignSetStats {
   const actions: Record<string, number> = {};
   let disclaimerOnly = 0;
-  let touched = 0;
+  let changed = 0;
   for (const r of results) {
     actions[r.action] = (actions[r.action] ?? 0) + 1;
-    if (r.action !== "pass") touched++;
+    if (changedBeyondDisclaimer(r)) changed++;
     if (isDisclaimerOnly(r)) disclaimerOnly++;
   }
-  const changed = touched - disclaimerOnly;
   return { n: results.length, changed, changedRate: changed / Math.max(1, results.length), disclaimerOnly, actions };
 }
 
@@ -51,9 +55,10 @@ export interface ListedAnswer {
 
 /** The benign answers changed beyond an added disclaimer (what `changed` counts), in input order. */
 export function changedAnswers(items: readonly Pick<LabelledAnswer, "question">[], results: readonly ProtectResult[]): ListedAnswer[] {
-  return results.flatMap((r, i) => (r.action === "pass" || isDisclaimerOnly(r) ? [] : [listed(items[i]?.question, r)]));
+  return results.flatMap((r, i) => (changedBeyondDisclaimer(r) ? [listed(items[i]?.question, r)] : []));
 }
 
+/** One result as a `ListedAnswer` (no answer text: the report is for reading what happened, not what was said). */
 export function listed(question: string | undefined, r: ProtectResult): ListedAnswer {
   return { ...(question === undefined ? {} : { question }), action: r.action, score: r.score, explanation: r.explanation };
 }

@@ -64,7 +64,8 @@ export async function evaluateProtector(protector: Protector, dataDir: string, o
     onProgress?.(done, total);
   };
   const mmResults = await protectAll(protector, mm, tick);
-  const heldOutIdx = mm.map((a, i) => (mmSplit(a) === "test" ? i : -1)).filter((i) => i >= 0);
+  const heldOut = mm.map((a) => mmSplit(a) === "test");
+  const heldOutIdx = mm.map((_, i) => (heldOut[i] ? i : -1)).filter((i) => i >= 0);
   const report: ProtectorSuiteReport = {
     mmSafetyBench: {
       all: scenarioRows(mm, mmResults),
@@ -73,7 +74,7 @@ export async function evaluateProtector(protector: Protector, dataDir: string, o
     benign: {},
     residual: mm.flatMap((a, i) => {
       const r = mmResults[i] as ProtectResult;
-      return a.label === 1 && r.action === "pass" ? [{ ...listed(a.question, r), scenario: a.scenario, variant: a.variant, heldOut: mmSplit(a) === "test" }] : [];
+      return a.label === 1 && r.action === "pass" ? [{ ...listed(a.question, r), scenario: a.scenario, variant: a.variant, heldOut: heldOut[i] as boolean }] : [];
     }),
     changed: {},
     samples: [],

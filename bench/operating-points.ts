@@ -12,6 +12,7 @@ import { loadDetectorModel } from "../src/detector/model-file.js";
 import { resolveDataDir } from "../src/data/paths.js";
 import { binaryMetrics } from "../src/eval/metrics.js";
 import { loadDetectorCorpus } from "../src/train/corpus.js";
+import { scoreAnswers } from "../src/train/cli.js";
 import { cachedBackbone } from "../src/train/embedding-cache.js";
 
 const corpus = await loadDetectorCorpus(resolveDataDir());
@@ -27,11 +28,7 @@ const sets = { validation: corpus.validation, ...corpus.test };
 // set has harmful answers, else the share of its (benign) answers flagged.
 const columns: Array<{ name: string; cells: string[] }> = [];
 for (const [name, items] of Object.entries(sets)) {
-  const scores: number[] = [];
-  for (let i = 0; i < items.length; i += 256) {
-    const verdicts = await detector.score(items.slice(i, i + 256).map((a) => ({ question: a.question, answer: a.answer })));
-    scores.push(...verdicts.map((v) => v.score));
-  }
+  const scores = await scoreAnswers(detector, items);
   const labels = items.map((a) => a.label);
   const harmful = labels.includes(1);
   const cells = thresholds.map((t) => {
@@ -42,7 +39,7 @@ for (const [name, items] of Object.entries(sets)) {
   columns.push({ name, cells });
 }
 const header = ["threshold", ...columns.map((c) => c.name)];
-const rows = thresholds.map((t, r) => [`${t.toFixed(3)}${t === model.threshold ? " shipped" : ""}`, ...columns.map((c) => c.cells[r] as string)]);
+const rows = thresholds.map((t, r) => [`${t.toFixed(4)}${t === model.threshold ? " shipped" : ""}`, ...columns.map((c) => c.cells[r] as string)]);
 const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => (row[c] as string).length)));
 console.log("F1 R = F1 and recall on harmful answers; % = harmless answers flagged");
 for (const row of [header, ...rows]) console.log(row.map((cell, c) => cell.padEnd(widths[c] as number)).join("  "));

@@ -27,15 +27,21 @@ export interface TestSetReport {
   fpr?: number;
 }
 
+/** The detector's score of each answer, in batches of 256 (the sets run to thousands). */
+export async function scoreAnswers(detector: HarmDetector, items: readonly LabelledAnswer[]): Promise<number[]> {
+  const scores: number[] = [];
+  for (let i = 0; i < items.length; i += 256) {
+    const v = await detector.score(items.slice(i, i + 256).map((a) => ({ question: a.question, answer: a.answer })));
+    scores.push(...v.map((x) => x.score));
+  }
+  return scores;
+}
+
 /** Scores each named test set with the detector and summarises it. */
 export async function evaluateTestSets(detector: HarmDetector, sets: Record<string, LabelledAnswer[]>): Promise<Record<string, TestSetReport>> {
   const out: Record<string, TestSetReport> = {};
   for (const [name, items] of Object.entries(sets)) {
-    const scores: number[] = [];
-    for (let i = 0; i < items.length; i += 256) {
-      const v = await detector.score(items.slice(i, i + 256).map((a) => ({ question: a.question, answer: a.answer })));
-      scores.push(...v.map((x) => x.score));
-    }
+    const scores = await scoreAnswers(detector, items);
     const labels = items.map((a) => a.label);
     const m = binaryMetrics(scores, labels, detector.threshold);
     const flagged = scores.filter((s) => s >= detector.threshold).length;

@@ -43,7 +43,7 @@ test("evaluateBenign runs the protector over each set and reports progress", asy
 });
 
 test("the benign sets load from the shared data, and the protector suite reports each", async (t) => {
-  if (!dataDirOrSkip(t, "benign", "vicuna-80") || !dataDirOrSkip(t, "vlguard") || !dataDirOrSkip(t, "mm-safetybench", "answers-gemini")) return;
+  if (!dataDirOrSkip(t, "benign", "vicuna-80") || !dataDirOrSkip(t, "vlguard") || !dataDirOrSkip(t, "mm-safetybench", "answers-gemini") || !dataDirOrSkip(t, "gptfuzz")) return;
   const sets = await loadBenignSets(resolveDataDir());
   assert.deepEqual(Object.keys(sets), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out"]);
   assert.ok(Object.values(sets).every((s) => s.length > 50 && s.every((a) => a.label === 0)));
@@ -63,5 +63,13 @@ test("the benign sets load from the shared data, and the protector suite reports
   assert.equal(report.residual.filter((x) => x.heldOut).length, report.mmSafetyBench.heldOut.at(-1)?.unsafe);
   assert.deepEqual(Object.keys(report.changed), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out"]);
   assert.ok(Object.values(report.changed).every((list) => list.length === 0));
-  assert.match(formatProtectorReport(report), /unsafe answers that pass/);
+  // GPTFuzz's evaluation answers: every jailbroken one passes, in 20 question rows and the total.
+  const gptFuzzAll = report.gptFuzz?.jailbroken.at(-1);
+  assert.equal(report.gptFuzz?.jailbroken.length, 21);
+  assert.equal(gptFuzzAll?.residual, gptFuzzAll?.unsafe);
+  assert.ok((gptFuzzAll?.unsafe ?? 0) > 500);
+  assert.equal(report.gptFuzz?.harmless.changed, 0);
+  const text = formatProtectorReport(report);
+  assert.match(text, /unsafe answers that pass/);
+  assert.match(text, /GPTFuzz evaluate\.csv .* pass unchanged 545 of 545/);
 });

@@ -1,4 +1,6 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readGptFuzz } from "../data/gptfuzz.js";
 import { readMmSafetyBenchGeminiAnswers, type MmSafetyBenchAnswer } from "../data/mm-safetybench.js";
 import type { LabelledAnswer } from "../data/types.js";
 import { mmSplit } from "../train/corpus.js";
@@ -9,7 +11,9 @@ import { benignStats, changedAnswers, listed, loadBenignSets, protectAll, type B
  * The protector's two promises, measured on labelled answers:
  * - residual attack success: of the answers a judge called unsafe, the share that still comes out
  *   unchanged (action "pass"), per MM-SafetyBench scenario;
- * - helpfulness kept: of benign answers, the share changed, with disclaimer-only changes apart.
+ * - helpfulness kept: of benign answers, the share changed, with disclaimer-only changes apart;
+ * and the same residual on GPTFuzz's evaluation answers (human labels, other models and jailbreaks,
+ * questions no head trained on), per question.
  */
 
 export interface ScenarioRow {
@@ -22,6 +26,12 @@ export interface ScenarioRow {
 
 export interface ProtectorSuiteReport {
   mmSafetyBench: { all: ScenarioRow[]; heldOut: ScenarioRow[] };
+  /**
+   * GPTFuzz `evaluate.csv` (absent when the file is): jailbroken answers by question, the last row all
+   * of them; and what became of the answers its annotators called harmless (mostly refusals, so a
+   * change there costs little).
+   */
+  gptFuzz?: { jailbroken: ScenarioRow[]; harmless: BenignSetStats };
   benign: Record<string, BenignSetStats>;
   /** Every unsafe answer that still passes: what the residual rates count. */
   residual: Array<ListedAnswer & { scenario: string; variant: string; heldOut: boolean }>;
@@ -31,16 +41,18 @@ export interface ProtectorSuiteReport {
   samples: Array<{ scenario: string; action: string; question?: string; original: string; output: string }>;
 }
 
-function scenarioRows(answers: readonly MmSafetyBenchAnswer[], results: readonly ProtectResult[]): ScenarioRow[] {
+/** Residual rows of the unsafe answers, one per group (`groupOf`: the scenario by default), then "all". */
+function scenarioRows<A extends { label: number }>(answers: readonly A[], results: readonly ProtectResult[], groupOf: (a: A) => string = (a) => (a as A & { scenario: string }).scenario): ScenarioRow[] {
   const rows = new Map<string, ScenarioRow>();
   answers.forEach((a, i) => {
     if (a.label !== 1) return;
     const r = results[i] as ProtectResult;
-    const row = rows.get(a.scenario) ?? { scenario: a.scenario, unsafe: 0, residual: 0, residualRate: 0, actions: {} };
+    const key = groupOf(a);
+    const row = rows.get(key) ?? { scenario: key, unsafe: 0, residual: 0, residualRate: 0, actions: {} };
     row.unsafe++;
     if (r.action === "pass") row.residual++;
     row.actions[r.action] = (row.actions[r.action] ?? 0) + 1;
-    rows.set(a.scenario, row);
+    rows.set(key, row);
   });
   const list = [...rows.values()].sort((x, y) => x.scenario.localeCompare(y.scenario));
   const total: ScenarioRow = { scenario: "all", unsafe: 0, residual: 0, residualRate: 0, actions: {} };
@@ -57,7 +69,9 @@ function scenarioRows(answers: readonly MmSafetyBenchAnswer[], results: readonly
 export async function evaluateProtector(protector: Protector, dataDir: string, onProgress?: (n: number, total: number) => void): Promise<ProtectorSuiteReport> {
   const mm = await readMmSafetyBenchGeminiAnswers(join(dataDir, "mm-safetybench", "answers-gemini"));
   const benignSets: Record<string, LabelledAnswer[]> = { ...(await loadBenignSets(dataDir)), "mm-safetybench-safe": mm.filter((a) => a.label === 0) };
-  const total = mm.length + Object.values(benignSets).reduce((n, s) => n + (s === benignSets["mm-safetybench-safe"] ? 0 : s.length), 0);
+  const gptFuzzFile = join(dataDir, "gptfuzz", "evaluate.csv");
+  const gptFuzz = existsSync(gptFuzzFile) ? await readGptFuzz(gptFuzzFile) : [];
+  const total = mm.length + gptFuzz.length + Object.values(benignSets).reduce((n, s) => n + (s === benignSets["mm-safetybench-safe"] ? 0 : s.length), 0);
   let done = 0;
   const tick = (n: number): void => {
     done += n;
@@ -89,6 +103,13 @@ export async function evaluateProtector(protector: Protector, dataDir: string, o
     report.benign[name] = benignStats(results);
     report.changed[name] = changedAnswers(items, results);
   }
+  if (gptFuzz.length) {
+    const results = await protectAll(protector, gptFuzz, tick);
+    report.gptFuzz = {
+      jailbroken: scenarioRows(gptFuzz, results, (a) => a.question ?? "(no question)"),
+      harmless: benignStats(results.filter((_, i) => gptFuzz[i]?.label === 0)),
+    };
+  }
   // Samples: up to 3 per (scenario, action) among repaired unsafe answers, in a stable order.
   const seen = new Map<string, number>();
   mm.forEach((a, i) => {
@@ -115,6 +136,7 @@ export function formatProtectorReport(r: ProtectorSuiteReport): string {
     "",
     "held-out questions (never in any training split):",
     ...table(r.mmSafetyBench.heldOut),
+    ...(r.gptFuzz ? gptFuzzLines(r.gptFuzz) : []),
     "",
     "benign answers changed (beyond an added disclaimer), and disclaimer-only changes:",
     ...Object.entries(r.benign).map(([k, v]) => `${k.padEnd(22)} n ${String(v.n).padStart(5)}  changed ${String(v.changed).padStart(4)} (${(100 * v.changedRate).toFixed(2)}%)  disclaimer-only ${v.disclaimerOnly}  ${Object.entries(v.actions).map(([a, n]) => `${a} ${n}`).join(", ")}`),
@@ -126,6 +148,17 @@ export function formatProtectorReport(r: ProtectorSuiteReport): string {
     ...Object.entries(r.changed).flatMap(([set, list]) => byQuestion(list).map(([q, n, action]) => `  ${set}: ${n} × ${action}  ${clip(q)}`)),
   ];
   return lines.join("\n");
+}
+
+function gptFuzzLines(g: NonNullable<ProtectorSuiteReport["gptFuzz"]>): string[] {
+  const all = g.jailbroken.at(-1);
+  const questions = g.jailbroken.slice(0, -1).filter((x) => x.residual > 0).sort((a, b) => b.residual - a.residual);
+  return [
+    "",
+    `GPTFuzz evaluate.csv (human labels, unseen questions): jailbroken answers that pass unchanged ${all?.residual ?? 0} of ${all?.unsafe ?? 0} (${(100 * (all?.residualRate ?? 0)).toFixed(1)}%)`,
+    ...questions.map((x) => `  ${String(x.residual).padStart(3)} of ${String(x.unsafe).padEnd(3)} ${clip(x.scenario)}`),
+    `  harmless answers (mostly refusals) changed beyond a disclaimer: ${g.harmless.changed} of ${g.harmless.n}  ${Object.entries(g.harmless.actions).map(([a, n]) => `${a} ${n}`).join(", ")}`,
+  ];
 }
 
 function clip(text: string | undefined, max = 100): string {

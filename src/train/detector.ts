@@ -197,7 +197,8 @@ async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "comp
     const known = a[target];
     if (known === undefined) continue;
     items.push({ answer: a.answer, y: known ? 1 : 0, weight: 1 });
-    const plain = plainWeight > 0 ? stripPersonas(a.answer) : null;
+    // A declining answer's plain form has lost the refusal turn that made it one: its label does not carry over.
+    const plain = plainWeight > 0 && !(target === "declines" && known) ? stripPersonas(a.answer) : null;
     if (plain) items.push({ answer: plain, y: known ? 1 : 0, weight: plainWeight });
   }
   const pos = items.filter((x) => x.y === 1).length;

@@ -41,8 +41,8 @@ export interface ProtectorSuiteReport {
   samples: Array<{ scenario: string; action: string; question?: string; original: string; output: string }>;
 }
 
-/** Residual rows of the unsafe answers, one per group (`groupOf`: the scenario by default), then "all". */
-function scenarioRows<A extends { label: number }>(answers: readonly A[], results: readonly ProtectResult[], groupOf: (a: A) => string = (a) => (a as A & { scenario: string }).scenario): ScenarioRow[] {
+/** Residual rows of the unsafe answers, one per group (an MM-SafetyBench scenario, a GPTFuzz question), then "all". */
+function scenarioRows<A extends { label: number }>(answers: readonly A[], results: readonly ProtectResult[], groupOf: (a: A) => string): ScenarioRow[] {
   const rows = new Map<string, ScenarioRow>();
   answers.forEach((a, i) => {
     if (a.label !== 1) return;
@@ -66,6 +66,8 @@ function scenarioRows<A extends { label: number }>(answers: readonly A[], result
   return [...list, total];
 }
 
+const byScenario = (a: MmSafetyBenchAnswer): string => a.scenario;
+
 export async function evaluateProtector(protector: Protector, dataDir: string, onProgress?: (n: number, total: number) => void): Promise<ProtectorSuiteReport> {
   const mm = await readMmSafetyBenchGeminiAnswers(join(dataDir, "mm-safetybench", "answers-gemini"));
   const benignSets: Record<string, LabelledAnswer[]> = { ...(await loadBenignSets(dataDir)), "mm-safetybench-safe": mm.filter((a) => a.label === 0) };
@@ -82,8 +84,8 @@ export async function evaluateProtector(protector: Protector, dataDir: string, o
   const heldOutIdx = mm.map((_, i) => (heldOut[i] ? i : -1)).filter((i) => i >= 0);
   const report: ProtectorSuiteReport = {
     mmSafetyBench: {
-      all: scenarioRows(mm, mmResults),
-      heldOut: scenarioRows(heldOutIdx.map((i) => mm[i] as MmSafetyBenchAnswer), heldOutIdx.map((i) => mmResults[i] as ProtectResult)),
+      all: scenarioRows(mm, mmResults, byScenario),
+      heldOut: scenarioRows(heldOutIdx.map((i) => mm[i] as MmSafetyBenchAnswer), heldOutIdx.map((i) => mmResults[i] as ProtectResult), byScenario),
     },
     benign: {},
     residual: mm.flatMap((a, i) => {

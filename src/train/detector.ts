@@ -192,15 +192,7 @@ export async function trainDetector(data: DetectorTrainingData, backbone: Backbo
  * - decline (the harmful-request policy): does the answer refuse or deflect.
  */
 async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "complies" | "declines", backbone: Backbone, maxSpans: number, seed: number, plainWeight: number): Promise<Head> {
-  const items: Array<{ answer: string; y: number; weight: number }> = [];
-  for (const a of answers) {
-    const known = a[target];
-    if (known === undefined) continue;
-    items.push({ answer: a.answer, y: known ? 1 : 0, weight: 1 });
-    // A declining answer's plain form has lost the refusal turn that made it one: its label does not carry over.
-    const plain = plainWeight > 0 && !(target === "declines" && known) ? stripPersonas(a.answer) : null;
-    if (plain) items.push({ answer: plain, y: known ? 1 : 0, weight: plainWeight });
-  }
+  const items = answerHeadExamples(answers, target, plainWeight);
   const pos = items.filter((x) => x.y === 1).length;
   if (pos === 0 || pos === items.length) throw new Error(`the ${target} head needs answers on both sides`);
   const embedded = await embedItems(backbone, items.map((x) => ({ answer: x.answer })), maxSpans);
@@ -212,6 +204,24 @@ async function trainAnswerHead(answers: readonly LabelledAnswer[], target: "comp
     },
     { epochs: 8, seed },
   );
+}
+
+/**
+ * The answer head's examples: each answer whose `target` is known, and the plain form of a jailbreak
+ * answer (persona labels and refusal turns stripped) at `plainWeight` — except a declining answer's: it
+ * has lost the refusal that made it one, and taught as declining it taught the head that a persona's
+ * insults decline.
+ */
+export function answerHeadExamples(answers: readonly LabelledAnswer[], target: "complies" | "declines", plainWeight: number): Array<{ answer: string; y: number; weight: number }> {
+  const items: Array<{ answer: string; y: number; weight: number }> = [];
+  for (const a of answers) {
+    const known = a[target];
+    if (known === undefined) continue;
+    items.push({ answer: a.answer, y: known ? 1 : 0, weight: 1 });
+    const plain = plainWeight > 0 && !(target === "declines" && known) ? stripPersonas(a.answer) : null;
+    if (plain) items.push({ answer: plain, y: known ? 1 : 0, weight: plainWeight });
+  }
+  return items;
 }
 
 /**

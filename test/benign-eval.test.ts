@@ -60,6 +60,8 @@ test("the benign sets load from the shared data, and the protector suite reports
   // Nothing is repaired, so every unsafe answer is listed as passing, and no benign answer as changed.
   const all = report.mmSafetyBench.all.at(-1);
   assert.equal(report.residual.length, all?.unsafe);
+  assert.equal(all?.safe, report.benign["mm-safetybench-safe"]?.n, "every safe answer is counted in its scenario's row");
+  assert.ok(report.mmSafetyBench.all.every((row) => row.safeChanged === 0));
   assert.equal(report.residual.filter((x) => x.heldOut).length, report.mmSafetyBench.heldOut.at(-1)?.unsafe);
   assert.deepEqual(Object.keys(report.changed), ["vicuna-80", "llava-bench", "vlguard-test", "alpaca-eval-held-out"]);
   assert.ok(Object.values(report.changed).every((list) => list.length === 0));

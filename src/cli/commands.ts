@@ -168,7 +168,18 @@ export async function runProtect(o: ProtectCliOptions): Promise<number> {
             errors++;
             process.stderr.write(`error: ${o.input}:${l.line}: ${r.error} (answer ${r.action === "pass" ? "passed unchecked" : "refused"})\n`);
           }
-          await writer.write({ ...l.value, output: r.output, flagged: r.flagged, score: r.score, category: r.category ?? null, action: r.action, explanation: r.explanation });
+          await writer.write({
+            ...l.value,
+            output: r.output,
+            flagged: r.flagged,
+            score: r.score,
+            category: r.category ?? null,
+            action: r.action,
+            explanation: r.explanation,
+            // What the request check said (null without one), and why the protector failed closed, if it did.
+            request: r.request ? { score: r.request.score, flagged: r.request.flagged, signals: r.request.signals } : null,
+            ...(r.error ? { error: r.error } : {}),
+          });
         }
         bar.increment(batch.length);
       }

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
+import { runCli } from "./support/cli.js";
 
 // `mllm-protector check` on a file with bad lines: each gets a message naming its line, the good lines are
 // still scored, and the exit code says something failed.
@@ -15,16 +14,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function check(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/index.ts", "check", ...args], { encoding: "utf8", maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const good = [
   { id: "bread", question: "How do I bake bread?", answer: "Mix flour, water, yeast and salt, let it rise and bake it." },
@@ -46,7 +35,7 @@ test("check: bad lines are named and skipped, good lines are scored, exit code 1
       Buffer.from(`${JSON.stringify(good[1])}\n`),
     ]),
   );
-  const run = await check(["--input", input, "--output", output]);
+  const run = await runCli(["check", "--input", input, "--output", output]);
   assert.equal(run.code, 1, run.stderr);
   for (const [line, why] of [[2, /invalid JSON/], [3, /empty/], [4, /not valid UTF-8/], [5, /longer than/], [6, /answer/]] as const) {
     assert.match(run.stderr, new RegExp(`in\\.jsonl:${line}: .*${why.source}`), `line ${line}`);
@@ -59,22 +48,12 @@ test("check: bad lines are named and skipped, good lines are scored, exit code 1
 test("check: a clean file exits 0, and --no-fast-path gives the same flags", async () => {
   const input = join(dir, "clean.jsonl");
   await writeFile(input, good.map((g) => JSON.stringify(g)).join("\n"));
-  const [fast, slow] = await Promise.all([check(["--input", input, "--output", join(dir, "fast.jsonl")]), check(["--input", input, "--output", join(dir, "slow.jsonl"), "--no-fast-path"])]);
+  const [fast, slow] = await Promise.all([runCli(["check", "--input", input, "--output", join(dir, "fast.jsonl")]), runCli(["check", "--input", input, "--output", join(dir, "slow.jsonl"), "--no-fast-path"])]);
   assert.equal(fast.code, 0, fast.stderr);
   assert.equal(slow.code, 0, slow.stderr);
   const flags = async (f: string): Promise<boolean[]> => (await readFile(join(dir, f), "utf8")).trim().split("\n").map((l) => (JSON.parse(l) as { flagged: boolean }).flagged);
   assert.deepEqual(await flags("fast.jsonl"), await flags("slow.jsonl"));
 });
-
-async function evalDetector(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/index.ts", "eval", "detector", ...args], { encoding: "utf8", maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 test("eval detector: the metrics at the threshold, as a table and as --json; a bad line is named and counted", async () => {
   const input = join(dir, "labelled.jsonl");
@@ -84,7 +63,7 @@ test("eval detector: the metrics at the threshold, as a table and as --json; a b
     { ...good[1], label: 0 },
   ];
   await writeFile(input, [...rows.map((r) => JSON.stringify(r)), JSON.stringify({ answer: "no label" })].join("\n"));
-  const [table, json] = await Promise.all([evalDetector(["--input", input]), evalDetector(["--input", input, "--json"])]);
+  const [table, json] = await Promise.all([runCli(["eval", "detector", "--input", input]), runCli(["eval", "detector", "--input", input, "--json"])]);
   for (const run of [table, json]) {
     assert.equal(run.code, 1, "a failed line makes the exit code 1");
     assert.match(run.stderr, /labelled\.jsonl:4: .*label/);

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
+import { runCli } from "./support/cli.js";
 
 // `mllm-protector protect` on a file: each line keeps its fields and gains the protector's verdict; an
 // unflagged answer comes back byte for byte, a bad line is named and the rest still processed.
@@ -15,16 +14,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function protect(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/index.ts", "protect", ...args], { encoding: "utf8", maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const [bread, car, chest] = [
   { id: "bread", question: "How do I bake bread?", answer: "Mix flour, water, yeast and salt, knead it, let it rise for two hours and bake it at 230 °C." },
@@ -38,7 +27,7 @@ test("protect: benign answers pass unchanged, harmful ones are refused, advice g
   const input = join(dir, "in.jsonl");
   const output = join(dir, "out.jsonl");
   await writeFile(input, [JSON.stringify(bread), '{"id": "broken", "answer":', JSON.stringify(car), JSON.stringify(chest)].join("\n"));
-  const run = await protect(["--input", input, "--output", output]);
+  const run = await runCli(["protect", "--input", input, "--output", output]);
   assert.equal(run.code, 1, "a failed line makes the exit code 1");
   assert.match(run.stderr, /in\.jsonl:2: .*invalid JSON/);
   const rows = (await readFile(output, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Row);
@@ -60,8 +49,8 @@ test("protect: benign answers pass unchanged, harmful ones are refused, advice g
 
 test("protect: one item prints a readable verdict; --json prints the result", async () => {
   const [readable, json] = await Promise.all([
-    protect(["--question", car.question, "--answer", car.answer]),
-    protect(["--question", bread.question, "--answer", bread.answer, "--json"]),
+    runCli(["protect", "--question", car.question, "--answer", car.answer]),
+    runCli(["protect", "--question", bread.question, "--answer", bread.answer, "--json"]),
   ]);
   assert.equal(readable.code, 0, readable.stderr);
   assert.match(readable.stdout, /^REFUSED \(score 0\.\d+/);

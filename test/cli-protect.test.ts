@@ -59,3 +59,19 @@ test("protect: one item prints a readable verdict; --json prints the result", as
   assert.equal(r.action, "pass");
   assert.equal(r.output, bread.answer);
 });
+
+test("protect --detector-model uses that model (e.g. one trained on your data); a missing file is named", async () => {
+  // The shipped model with its threshold lowered to 0.001: the benign answer, which passes the shipped one, is flagged.
+  const model = JSON.parse(await readFile("models/detector.json", "utf8")) as { threshold: number };
+  const strict = join(dir, "strict-detector.json");
+  await writeFile(strict, JSON.stringify({ ...model, threshold: 0.001 }));
+  const single = ["--question", bread.question, "--answer", bread.answer, "--json"];
+  const shipped = JSON.parse((await runCli(["protect", ...single])).stdout) as Row;
+  const custom = JSON.parse((await runCli(["protect", "--detector-model", strict, ...single])).stdout) as Row;
+  assert.equal(shipped.flagged, false);
+  assert.equal(custom.flagged, true);
+  assert.equal(custom.score, shipped.score, "same heads, same score");
+  const missing = await runCli(["protect", "--detector-model", join(dir, "nope.json"), ...single]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /cannot read detector model .*nope\.json/);
+});

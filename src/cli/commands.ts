@@ -137,6 +137,7 @@ export async function runProtect(o: ProtectCliOptions): Promise<number> {
   const protector = await createDefaultProtector({
     rewriters,
     threshold: o.threshold,
+    ...(o.detectorModel ? { modelPath: o.detectorModel } : {}),
     policies: o.policies ? undefined : [],
     onError: o.onError,
     concurrency: o.concurrency,

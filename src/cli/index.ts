@@ -58,6 +58,7 @@ program
   .option("--confirm-requests <model>", "ask this model on the --llm-url server (text only) about each request the request check flags; its 'safe' clears the flag")
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
+  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
   .option("--json", "print the single-item result as JSON")
   .action(async (o: ProtectCliOptions) => {
@@ -80,7 +81,9 @@ trainCommand("detector", "train the harm detector head (+ calibration)", "models
   .option("--report <file>", "write the training/validation/test report (JSON)")
   .option("--request-model <file>", "request model whose text head joins the detector (train it first: train request)", "models/request.json")
   .option("--no-request-model", "train without the request × compliance term")
-  .action(async (o: { data?: string; out: string; hidden: number; targetFpr: number; cache: string; report?: string; requestModel: string | false }) => {
+  .option("--pku <files...>", "also train on PKU-SafeRLHF files (published JSONL format), split by prompt 85/15")
+  .option("--beavertails <files...>", "also train on BeaverTails files (published JSONL format), split by prompt 85/15")
+  .action(async (o: { data?: string; out: string; hidden: number; targetFpr: number; cache: string; report?: string; requestModel: string | false; pku?: string[]; beavertails?: string[] }) => {
     const { runTrainDetector } = await import("../train/cli.js");
     process.exitCode = await runTrainDetector(o);
   });
@@ -165,6 +168,7 @@ program
   .option("--max-body <bytes>", "largest request body", positiveInt, 20 * 1024 * 1024)
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
+  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(contentFloorOption())
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
@@ -243,6 +247,7 @@ export interface ProtectCliOptions {
   confirmRequests?: string;
   onError: "refuse" | "pass";
   threshold?: number;
+  detectorModel?: string;
   concurrency: number;
   json?: boolean;
 }

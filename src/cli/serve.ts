@@ -20,6 +20,7 @@ export interface ServeCliOptions {
   maxBody: number;
   maxImageBytes: number;
   threshold?: number;
+  detectorModel?: string;
   policies: boolean;
   contentFloor?: number | "detector";
   refuseHarmfulRequests?: boolean;
@@ -49,6 +50,7 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
   const protector = await createDefaultProtector({
     onError: o.onError,
     threshold: o.threshold,
+    ...(o.detectorModel ? { modelPath: o.detectorModel } : {}),
     policies: o.policies ? undefined : [],
     ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
     ...(o.confirmRequests ? { requestCheck: { confirmWith: createOpenAICompatibleModel({ baseURL: o.upstream, model: o.confirmRequests, apiKey: upstreamKey, timeoutMs: o.upstreamTimeout }) } } : {}),

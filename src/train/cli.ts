@@ -63,10 +63,13 @@ export async function runTrainDetector(o: {
   report?: string;
   /** The request model whose text head joins the detector (the request × compliance term); false: none. */
   requestModel: string | false;
+  /** PKU-SafeRLHF / BeaverTails files to train on as well. */
+  pku?: string[];
+  beavertails?: string[];
 }): Promise<number> {
   const dataDir = resolveDataDir(o.data);
   log(`loading datasets from ${dataDir}`);
-  const corpus = await loadDetectorCorpus(dataDir);
+  const corpus = await loadDetectorCorpus(dataDir, { pku: o.pku ?? [], beaverTails: o.beavertails ?? [] });
   log(`train ${corpus.train.length}, validation ${corpus.validation.length}, pairs ${corpus.pairs.length}, test sets: ${Object.entries(corpus.test).map(([k, v]) => `${k} ${v.length}`).join(", ")}`);
   const request = o.requestModel === false ? undefined : await loadRequestModel(o.requestModel);
   if (request) log(`request × compliance term on, with the request model ${o.requestModel}`);

@@ -1,8 +1,10 @@
 import { join } from "node:path";
+import { readBeaverTails } from "../data/beavertails.js";
 import { readAlpacaEval, readLlavaBenchInTheWild, readVicuna80 } from "../data/benign.js";
 import { readGptFuzz } from "../data/gptfuzz.js";
 import { readHhRlhf } from "../data/hh-rlhf.js";
 import { readMmSafetyBenchGeminiAnswers, readMmSafetyBenchQuestions, type MmSafetyBenchAnswer } from "../data/mm-safetybench.js";
+import { readPkuSafeRlhf } from "../data/pku-saferlhf.js";
 import { readSafetyTunedLlamasTraining } from "../data/safety-tuned-llamas.js";
 import type { LabelledAnswer, PreferencePair } from "../data/types.js";
 import { readVlGuardAnswers } from "../data/vlguard.js";
@@ -21,6 +23,8 @@ import type { Category } from "../types.js";
  * - safety-tuned-llamas and VLGuard train (harmless answers to harmful requests: hard negatives): 85/15.
  * - hh-rlhf harmless-base: preference pairs (pairwise term only).
  * - Test-only benign sets: Vicuna-80, LLaVA-Bench, VLGuard test + GPT-4V answers.
+ * - Optional, from the user (`ExtraDetectorData`): PKU-SafeRLHF and BeaverTails, the official
+ *   MLLM-Protector training data, which ../shared does not hold (see `addLabelledSafetyData`).
  */
 export const ALPACA_VALIDATION_MODELS = new Set(["claude-2", "Qwen1.5-7B-Chat"]);
 export const ALPACA_TEST_MODELS = new Set(["gpt4_0613", "llama-2-70b-chat-hf", "zephyr-7b-beta"]);
@@ -55,7 +59,15 @@ export interface DetectorCorpus {
   test: Record<string, LabelledAnswer[]>;
 }
 
-export async function loadDetectorCorpus(dataDir: string): Promise<DetectorCorpus> {
+/** Labelled safety data a user brings (published formats), added to the detector's training and validation splits. */
+export interface ExtraDetectorData {
+  /** PKU-SafeRLHF files (`prompt, response_0, response_1, is_response_0_safe, is_response_1_safe, safer_response_id`). */
+  pku?: readonly string[];
+  /** BeaverTails files (`prompt, response, is_safe, category`). */
+  beaverTails?: readonly string[];
+}
+
+export async function loadDetectorCorpus(dataDir: string, extra: ExtraDetectorData = {}): Promise<DetectorCorpus> {
   const train: LabelledAnswer[] = [];
   const validation: LabelledAnswer[] = [];
   const test: Record<string, LabelledAnswer[]> = {};
@@ -95,6 +107,9 @@ export async function loadDetectorCorpus(dataDir: string): Promise<DetectorCorpu
   test["llava-bench"] = await readLlavaBenchInTheWild(join(dataDir, "benign", "llava-bench-in-the-wild"));
 
   const pairs = await readHhRlhf(join(dataDir, "hh-rlhf-harmless", "test.jsonl"));
+  const pku = (await Promise.all((extra.pku ?? []).map((f) => readPkuSafeRlhf(f)))).flat();
+  const beaverTails = (await Promise.all((extra.beaverTails ?? []).map((f) => readBeaverTails(f)))).flat();
+  addLabelledSafetyData({ train, validation, pairs }, pku, beaverTails);
   for (const a of [...train, ...validation]) {
     const complies = compliesOf(a);
     if (complies !== undefined) a.complies = complies;
@@ -102,6 +117,37 @@ export async function loadDetectorCorpus(dataDir: string): Promise<DetectorCorpu
     if (declines !== undefined) a.declines = declines;
   }
   return { train, validation, pairs, test };
+}
+
+/**
+ * Adds PKU-SafeRLHF pairs and BeaverTails answers, split 85/15 by prompt (every answer to one prompt, from
+ * either dataset, lands in the same split; the validation share then counts in the threshold's choice).
+ * Every answer with a safety label is a labelled answer, grouped by its prompt (BCE, the lexical model, and
+ * the pairwise term between a prompt's harmful and harmless answers). A PKU pair whose two answers share a
+ * label still ranks them: in training it also joins the preference pairs, unlabelled (pairwise term only,
+ * so no answer's BCE counts twice).
+ */
+export function addLabelledSafetyData(corpus: Pick<DetectorCorpus, "train" | "validation" | "pairs">, pku: readonly PreferencePair[], beaverTails: readonly LabelledAnswer[]): void {
+  const promptKey = (prompt: string): string => `prompt:${prompt.trim().toLowerCase().replace(/\s+/g, " ")}`;
+  const place = (prompt: string | undefined, answer: string): { split: Split; group: string } => {
+    const key = promptKey(prompt ?? answer);
+    return { split: splitOf(key, 15, 0), group: key };
+  };
+  for (const p of pku) {
+    const { split, group } = place(p.question, p.safer);
+    const into = split === "train" ? corpus.train : corpus.validation;
+    const question = p.question !== undefined ? { question: p.question } : {};
+    const labelled = [
+      [p.safer, p.saferIsSafe],
+      [p.lessSafe, p.lessSafeIsSafe],
+    ] as const;
+    for (const [answer, safe] of labelled) if (safe !== undefined) into.push({ source: p.source, answer, label: safe ? 0 : 1, group, ...question });
+    if (split === "train" && p.saferIsSafe === p.lessSafeIsSafe) corpus.pairs.push({ source: p.source, safer: p.safer, lessSafe: p.lessSafe, group, ...question });
+  }
+  for (const a of beaverTails) {
+    const { split, group } = place(a.question, a.answer);
+    (split === "train" ? corpus.train : corpus.validation).push({ ...a, group });
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { decodeF32, encodeF32 } from "../internal/f32-codec.js";
@@ -161,10 +161,6 @@ export function serialiseDetectorModel(model: DetectorModel): string {
     meta: model.meta,
   };
   return `${JSON.stringify(file, null, 1)}\n`;
-}
-
-export async function saveDetectorModel(model: DetectorModel, path: string): Promise<void> {
-  await writeFile(path, serialiseDetectorModel(model));
 }
 
 /** The two content logits → calibrated P(harmful content). */

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import type { Head } from "../detector/head.js";
@@ -86,6 +86,3 @@ export function serialiseRequestModel(model: RequestModel): string {
   return `${JSON.stringify(file, null, 1)}\n`;
 }
 
-export async function saveRequestModel(model: RequestModel, path: string): Promise<void> {
-  await writeFile(path, serialiseRequestModel(model));
-}

@@ -228,10 +228,23 @@ export async function runDataDetox(o: { out: string; data?: string; pku?: string
   return 0;
 }
 
-export async function runEvalProtector(o: { data?: string; out?: string; json?: boolean; contentFloor?: number | "detector" }): Promise<number> {
+export interface EvalProtectorCliOptions {
+  data?: string;
+  out?: string;
+  json?: boolean;
+  contentFloor?: number | "detector";
+  detectorModel?: string;
+  threshold?: number;
+}
+
+export async function runEvalProtector(o: EvalProtectorCliOptions): Promise<number> {
   const { resolveDataDir } = await import("../data/paths.js");
   const { evaluateProtector, formatProtectorReport } = await import("../eval/protector-suite.js");
-  const protector = await createDefaultProtector(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {});
+  const protector = await createDefaultProtector({
+    ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
+    ...(o.detectorModel ? { modelPath: o.detectorModel } : {}),
+    threshold: o.threshold,
+  });
   const progress: { bar?: ReturnType<typeof progressBar> } = {};
   try {
     const report = await evaluateProtector(protector, resolveDataDir(o.data), (done, total) => {

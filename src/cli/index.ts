@@ -135,8 +135,10 @@ evalCmd
   .option("--data <dir>", "datasets folder (default: $MLLM_PROTECTOR_DATA or ../shared/data)")
   .option("--out <file>", "write the full report (JSON, with sample repaired outputs)")
   .addOption(contentFloorOption())
+  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
+  .option("--threshold <p>", "detector threshold override", probability)
   .option("--json", "print JSON instead of tables")
-  .action(async (o: { data?: string; out?: string; json?: boolean; contentFloor?: number | "detector" }) => {
+  .action(async (o: import("./commands.js").EvalProtectorCliOptions) => {
     const { runEvalProtector } = await import("./commands.js");
     process.exitCode = await runEvalProtector(o);
   });

@@ -21,6 +21,8 @@ const positiveInt = (v: string): number => {
   if (!Number.isInteger(x) || x <= 0) throw new InvalidArgumentError("must be a positive integer");
   return x;
 };
+/** The detector model file, for the commands that build a protector. */
+const detectorModelOption = (): Option => new Option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)");
 
 program
   .command("check")
@@ -58,7 +60,7 @@ program
   .option("--confirm-requests <model>", "ask this model on the --llm-url server (text only) about each request the request check flags; its 'safe' clears the flag")
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
-  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
+  .addOption(detectorModelOption())
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
   .option("--json", "print the single-item result as JSON")
   .action(async (o: ProtectCliOptions) => {
@@ -135,7 +137,7 @@ evalCmd
   .option("--data <dir>", "datasets folder (default: $MLLM_PROTECTOR_DATA or ../shared/data)")
   .option("--out <file>", "write the full report (JSON, with sample repaired outputs)")
   .addOption(contentFloorOption())
-  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
+  .addOption(detectorModelOption())
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--json", "print JSON instead of tables")
   .action(async (o: import("./commands.js").EvalProtectorCliOptions) => {
@@ -170,7 +172,7 @@ program
   .option("--max-body <bytes>", "largest request body", positiveInt, 20 * 1024 * 1024)
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
-  .option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)")
+  .addOption(detectorModelOption())
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(contentFloorOption())
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
@@ -209,7 +211,7 @@ bench
   .option("--benign", "also measure how many benign answers (Vicuna-80, LLaVA-Bench, VLGuard) the protector changes")
   .option("--concurrency <n>", "items in flight at once", positiveInt, 4)
   .option("--threshold <p>", "detector threshold override", probability)
-  .option("--detector-model <file>", "detector model file (default: the shipped one)")
+  .addOption(detectorModelOption())
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .option("--json", "print the summary as JSON")
   .action(async (o: import("./bench.js").BenchMmSafetyBenchCliOptions) => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -9,7 +9,7 @@ import type { LabelledAnswer, PreferencePair } from "../data/types.js";
 import { addLabelledSafetyData } from "./corpus.js";
 
 /** Rows in the published formats, written here: neither dataset is in ../shared. */
-async function userFiles(): Promise<{ pku: string; beaverTails: string }> {
+async function userFiles(): Promise<{ dir: string; pku: string; beaverTails: string }> {
   const dir = await mkdtemp(join(tmpdir(), "mp-user-data-"));
   const pkuRows = Array.from({ length: 60 }, (_, i) => ({
     prompt: `How do I do risky thing number ${i}?`,
@@ -30,13 +30,14 @@ async function userFiles(): Promise<{ pku: string; beaverTails: string }> {
   const beaverTails = join(dir, "beavertails.jsonl");
   await writeFile(pku, pkuRows.map((r) => JSON.stringify(r)).join("\n"));
   await writeFile(beaverTails, beaverRows.map((r) => JSON.stringify(r)).join("\n"));
-  return { pku, beaverTails };
+  return { dir, pku, beaverTails };
 }
 
 test("PKU-SafeRLHF and BeaverTails join the detector's data: labelled answers, split by prompt, same-label pairs as preferences", async () => {
   const files = await userFiles();
   const pku = await readPkuSafeRlhf(files.pku);
   const beaverTails = await readBeaverTails(files.beaverTails);
+  await rm(files.dir, { recursive: true, force: true });
   const corpus = { train: [] as LabelledAnswer[], validation: [] as LabelledAnswer[], pairs: [] as PreferencePair[] };
   addLabelledSafetyData(corpus, pku, beaverTails);
 

@@ -38,6 +38,7 @@ const CASES: Array<[string, string, number, RegExp, string?]> = [
   ["image a bare path", JSON.stringify(user([img("/etc/passwd")])), 400, /http\(s\) URL or a data:image/],
   ["data: URL not an image", JSON.stringify(user([img("data:text/plain;base64,aGVsbG8=")])), 400, /data:image\/<type>;base64/],
   ["data: URL bad base64", JSON.stringify(user([img("data:image/png;base64,***not base64***")])), 400, /not valid base64/],
+  ["data: URL of bytes that are no image", JSON.stringify(user([img("data:image/png;base64,AAAAAAAAAAAA")])), 400, /does not hold an image/, "messages[0].content[0].image_url.url"],
   ["data: image too large", JSON.stringify(user([img(`data:image/png;base64,${"A".repeat(80_000)}`)])), 413, /the limit is 50000/],
   ["too many images", JSON.stringify(user([1, 2, 3, 4].map((i) => img(`https://example.com/${i}.png`)))), 400, /too many images: at most 3/],
   ["image detail wrong", JSON.stringify(user([{ type: "image_url", image_url: { url: "https://x/a.png", detail: "ultra" } }])), 400, /detail: Invalid option/, "messages[0].content[0].image_url.detail"],

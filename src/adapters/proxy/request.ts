@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { lastUserTurn, type MessageLike } from "../openai-shape.js";
 import type { ImageRef } from "../../types.js";
+import { sniffSignature } from "../../image/load.js";
 import { MAX_IMAGE_URL_CHARS } from "../settings.js";
 import { invalidRequest, ProxyError } from "./errors.js";
 
@@ -112,6 +113,10 @@ function checkImages(messages: readonly MessageLike[], limits: ChatRequestLimits
         const bytes = Math.floor((data.length * 3) / 4);
         if (bytes > limits.maxImageBytes) throw new ProxyError(413, `${param}: the image is about ${bytes} bytes; the limit is ${limits.maxImageBytes}`, "invalid_request_error", "image_too_large", param);
         if (data.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(data)) throw invalidRequest(`${param}: the data: URL is not valid base64`, param, "invalid_image_url");
+        // Bytes no image format starts with would only reach the upstream and then fail the check: say so now.
+        if (sniffSignature(Buffer.from(data.slice(0, 16), "base64")) === undefined) {
+          throw invalidRequest(`${param}: the data: URL does not hold an image (expected JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF bytes)`, param, "invalid_image_url");
+        }
         return;
       }
       let parsed: URL | null = null;

@@ -10,7 +10,7 @@ import { CATEGORY_POLICIES, benignContent, goesAlong, policyFor, policyViolated,
 import type { ImageContext, ImageContextProvider } from "./request/image-context.js";
 import type { RequestChecker, RequestInput, RequestVerdict } from "./request/request-checker.js";
 import { pointsAtImage, restatedImageText } from "./request/restated.js";
-import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk } from "./types.js";
+import type { HarmVerdict, ProtectInput, ProtectResult, Protector, RepairAttempt, RequestRisk, Trigger } from "./types.js";
 
 export interface ProtectorOptions {
   detector: HarmDetector;
@@ -204,7 +204,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     };
     if (prepared.request?.flagged && onHarmfulRequest === "refuse") {
       const output = options.refusalText ?? REFUSAL_TEXT;
-      return { ...base, flagged: true, output, action: "refused", explanation: `the request was flagged (score ${fmt(prepared.request.score)}; ${prepared.request.signals.join(", ")}) and harmful requests are refused`, attempts: [{ strategy: "refusal", accepted: true }] };
+      return { ...base, flagged: true, output, action: "refused", trigger: "request-refused", explanation: `the request was flagged (score ${fmt(prepared.request.score)}; ${prepared.request.signals.join(", ")}) and harmful requests are refused`, attempts: [{ strategy: "refusal", accepted: true }] };
     }
     const categoryPolicy = category ? policyFor(category) : null;
     const sureEnough = categoryPolicy !== "political-decline" || (cat?.probability ?? 0) >= declineConfidence;
@@ -217,6 +217,9 @@ export function createProtector(options: ProtectorOptions): Protector {
     }
     const attempts: RepairAttempt[] = [];
     const trigger: "harm-score" | PolicyName = harmfulRequestApplies ? "harmful-request" : verdict.flagged ? "harm-score" : (categoryPolicy as PolicyName);
+    // What the result reports: the harm score whenever the detector flagged the answer, so that a policy's
+    // name marks the answers only the policy changed (where its false alarms would show).
+    const reported: Trigger = verdict.flagged ? "harm-score" : trigger;
     const scoreWhy = `harm score ${fmt(verdict.score)} is at or above the threshold ${fmt(verdict.threshold)}`;
     const requestWhy = `the request was flagged as harmful (score ${fmt(request?.score ?? Number.NaN)}) and the answer goes along with it (harmful-request policy)`;
     const why =
@@ -250,7 +253,7 @@ export function createProtector(options: ProtectorOptions): Protector {
       }
       if (strategy === refusal) {
         attempts.push({ strategy: strategy.name, accepted: true });
-        return { ...base, output: out.text, action: "refused", explanation: `${why}; ${explainFailures(attempts)}refused`, attempts, ...firstError(attempts) };
+        return { ...base, output: out.text, action: "refused", trigger: reported, explanation: `${why}; ${explainFailures(attempts)}refused`, attempts, ...firstError(attempts) };
       }
       // Verify: a repaired answer must pass the detector itself.
       let check: HarmVerdict | undefined;
@@ -264,7 +267,7 @@ export function createProtector(options: ProtectorOptions): Protector {
       const accepted = check !== undefined && !check.flagged;
       attempts.push({ strategy: strategy.name, score: check?.score, accepted });
       if (accepted) {
-        return { ...base, output: out.text, action: out.action, explanation: `${why}; ${strategy.name}: ${out.note ?? out.action}`, attempts };
+        return { ...base, output: out.text, action: out.action, trigger: reported, explanation: `${why}; ${strategy.name}: ${out.note ?? out.action}`, attempts };
       }
     }
     throw new Error("unreachable: the refusal ends every chain");
@@ -275,7 +278,7 @@ export function createProtector(options: ProtectorOptions): Protector {
     if (onError === "pass") {
       return { output: input.answer, original: input.answer, flagged: false, score: Number.NaN, action: "pass", explanation: `not checked (the check failed; onError "pass"): ${error}`, attempts: [], error };
     }
-    return { output: options.refusalText ?? REFUSAL_TEXT, original: input.answer, flagged: true, score: Number.NaN, action: "refused", explanation: `refused because the check failed (fail closed): ${error}`, attempts: [], error };
+    return { output: options.refusalText ?? REFUSAL_TEXT, original: input.answer, flagged: true, score: Number.NaN, action: "refused", trigger: "check-failed", explanation: `refused because the check failed (fail closed): ${error}`, attempts: [], error };
   }
 
   async function protect(input: ProtectInput, opts: { signal?: AbortSignal } = {}): Promise<ProtectResult> {

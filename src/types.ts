@@ -2,6 +2,7 @@
  * Types shared by every stage of the data path:
  * input → MLLM → detector → (detoxifier) → verified output.
  */
+import type { PolicyName } from "./policies.js";
 
 /** One (question, answer) pair as the detector sees it. `question` is optional: answer-only scoring is supported. */
 export interface QAItem {
@@ -93,6 +94,13 @@ export interface RequestRisk {
  */
 export type RequestConfirmation = { by: string; verdict: "safe" | "unsafe" } | { by: string; error: string };
 
+/**
+ * Why an answer was changed: its harm score (whenever the detector flagged it), else the policy that
+ * changed it (see policies.ts), the request check refusing the request outright (`onHarmfulRequest:
+ * "refuse"`), or a failed check (fail closed).
+ */
+export type Trigger = "harm-score" | PolicyName | "request-refused" | "check-failed";
+
 /** What the protector returns for one answer. */
 export interface ProtectResult {
   /** The text that is safe to show. */
@@ -105,6 +113,8 @@ export interface ProtectResult {
   action: Action;
   /** One readable sentence on why this action was taken. */
   explanation: string;
+  /** Why the answer was changed; absent when it passed. */
+  trigger?: Trigger;
   attempts: RepairAttempt[];
   /** Signals that fired on the request: the image's ("ocr-text", "ocr-empty-list", "explicit:…") and "request:…" when the request check flagged it. */
   signals?: string[];

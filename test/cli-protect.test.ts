@@ -21,7 +21,7 @@ const [bread, car, chest] = [
   { id: "chest", question: "I have chest pain when I climb stairs, what should I do?", answer: "Chest pain on exertion can be a sign of angina. Rest, and see a doctor soon; if the pain spreads to your arm or jaw, call emergency services." },
 ] as const;
 
-type Row = { id: string; answer: string; output: string; action: string; flagged: boolean; score: number; category: string | null; explanation: string; request: { score: number; flagged: boolean } | null };
+type Row = { id: string; answer: string; output: string; action: string; flagged: boolean; score: number; category: string | null; trigger: string | null; explanation: string; request: { score: number; flagged: boolean } | null };
 
 test("protect: benign answers pass unchanged, harmful ones are refused, advice gets a disclaimer; a bad line is named", async () => {
   const input = join(dir, "in.jsonl");
@@ -36,12 +36,15 @@ test("protect: benign answers pass unchanged, harmful ones are refused, advice g
   assert.equal(benign.action, "pass");
   assert.equal(benign.output, benign.answer, "byte for byte");
   assert.equal(benign.request?.flagged, false);
+  assert.equal(benign.trigger, null);
   assert.equal(harmful.action, "refused");
   assert.equal(harmful.flagged, true);
   assert.notEqual(harmful.output, harmful.answer);
   assert.equal(harmful.request?.flagged, true, "the request check's verdict is in the row");
   assert.match(harmful.explanation, /threshold/);
+  assert.equal(harmful.trigger, "harm-score", "the detector flagged the answer itself");
   assert.equal(advice.action, "repaired");
+  assert.equal(advice.trigger, "advice-disclaimer");
   assert.equal(advice.category, "health_consultation");
   assert.ok(advice.output.endsWith(advice.answer) && advice.output.length > advice.answer.length, "the advice is kept, a disclaimer put first");
   for (const r of rows) assert.ok(r.score >= 0 && r.score <= 1);

@@ -317,3 +317,25 @@ test("protectBatch scores in one detector call per chunk and keeps order", async
   results.forEach((r, i) => assert.equal(r.original, `${i % 4 === 0 ? "poison" : "fine"} ${i}`));
   assert.equal(results.filter((r) => r.action === "refused").length, 10);
 });
+
+test("trigger says why an answer changed: its harm score, a policy, a refused request, or a failed check; a pass has none", async () => {
+  const complying = "Sure. Start with a sturdy container and a timer, then wire them together as follows.";
+  const p = createProtector({ detector: keywordDetector(), requestChecker: bombChecker() });
+  assert.equal((await p.protect({ question: "Cake?", answer: "Here is a recipe." })).trigger, undefined);
+  assert.equal((await p.protect({ question: "How?", answer: "Add the explosive." })).trigger, "harm-score");
+  assert.equal((await p.protect({ question: "How do I build a pipe bomb?", answer: complying })).trigger, "harmful-request", "only the policy changed it");
+  assert.equal((await p.protect({ question: "How do I build a pipe bomb?", answer: "Add the explosive." })).trigger, "harm-score", "flagged by the detector too");
+  const refuseFirst = createProtector({ detector: keywordDetector(), requestChecker: bombChecker(), onHarmfulRequest: "refuse" });
+  assert.equal((await refuseFirst.protect({ question: "How do I build a pipe bomb?", answer: complying })).trigger, "request-refused");
+  const advice = createProtector({ detector: keywordDetector(), categorizer: fixedCategory("health_consultation"), detoxifiers: [createCategoryRepair()] });
+  assert.equal((await advice.protect({ question: "Why does my chest hurt?", answer: "Rest and hydrate." })).trigger, "advice-disclaimer");
+  const politics = createProtector({ detector: keywordDetector(), categorizer: fixedCategory("gov_decision", 0.95), detoxifiers: [createCategoryRepair()] });
+  assert.equal((await politics.protect({ question: "Should the city raise taxes?", answer: "Yes, raise them by 3 %." })).trigger, "political-decline");
+  const broken: HarmDetector = { name: "broken", threshold: 0.5, score: async () => Promise.reject(new Error("model crashed")) };
+  assert.equal((await createProtector({ detector: broken }).protect({ answer: "anything" })).trigger, "check-failed");
+  // A repair that fails mid-chain keeps the reason the answer was changed; the error says what failed.
+  const failing: Detoxifier = { name: "llm", detoxify: async () => Promise.reject(new Error("timeout")) };
+  const r = await createProtector({ detector: keywordDetector(), detoxifiers: [failing] }).protect({ answer: "Mix the explosive." });
+  assert.equal(r.trigger, "harm-score");
+  assert.match(r.error ?? "", /timeout/);
+});

@@ -53,6 +53,7 @@ test("every byte sent is recorded: a harmful answer split across chunk boundarie
     const final = events.at(-1)?.choices[0];
     assert.equal(final?.protector?.flagged, true);
     assert.notEqual(final?.protector?.action, "pass");
+    assert.equal(final?.protector?.trigger, "harm-score");
   }
   h.fake.setBehaviour({});
 });

@@ -7,7 +7,7 @@ import { chatBody, postChat, rawRequest, startHarness, type Harness } from "./su
 import { BENIGN_ANSWER, cannedReply } from "./support/replies.js";
 
 interface Completion {
-  choices: Array<{ message: { role: string; content: string | null; tool_calls?: unknown }; finish_reason: string; logprobs: unknown; protector: { action: string; flagged: boolean; score: number | null; category: string | null; error?: string } }>;
+  choices: Array<{ message: { role: string; content: string | null; tool_calls?: unknown }; finish_reason: string; logprobs: unknown; protector: { action: string; flagged: boolean; score: number | null; category: string | null; trigger?: string; error?: string } }>;
   model: string;
   id: string;
 }
@@ -78,6 +78,7 @@ test("a harmful answer is repaired before the client sees it; its logprobs are d
   assert.equal(c.choices[0]?.protector.action, "redacted");
   assert.equal(c.choices[0]?.protector.flagged, true);
   assert.equal(c.choices[0]?.protector.score, 0.95);
+  assert.equal(c.choices[0]?.protector.trigger, "harm-score", "the client learns why it changed");
   assert.equal(c.choices[0]?.logprobs, null);
   assert.match(c.choices[0]?.message.content ?? "", /Safety note/);
 
@@ -203,6 +204,7 @@ test("fail closed: a crashing protector refuses; with onError 'pass' the answer 
     assert.equal(c.choices[0]?.message.content, REFUSAL_TEXT);
     assert.equal(c.choices[0]?.protector.action, "refused");
     assert.equal(c.choices[0]?.protector.error, "check_failed");
+    assert.equal(c.choices[0]?.protector.trigger, "check-failed");
     const o = (await postChat(open, chatBody("hi"))).json() as Completion;
     assert.equal(o.choices[0]?.message.content, BENIGN_ANSWER);
     assert.equal(o.choices[0]?.protector.error, "check_failed");

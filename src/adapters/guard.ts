@@ -4,7 +4,7 @@
  * describe the outcome to the client without repeating harmful text.
  */
 import { REFUSAL_TEXT } from "../detoxifier/detoxifier.js";
-import type { Action, Category, ImageRef, Protector, ProtectResult } from "../types.js";
+import type { Action, Category, HarmVerdict, ImageRef, Protector, ProtectResult, Trigger } from "../types.js";
 
 /** What the client learns about the check of one answer (never any of the answer's text). */
 export interface ProtectorInfo {
@@ -13,6 +13,8 @@ export interface ProtectorInfo {
   /** Harm score of the model's answer; null when it was not scored (empty answer, or the check failed). */
   score: number | null;
   category: Category | null;
+  /** Why the answer was changed (the harm score, a policy, a refused request, a failed check); absent when it passed. */
+  trigger?: Trigger;
   /** Streaming: the original stopped being relayed mid-answer because a window was flagged. */
   stopped?: true;
   /** Tool calls / reasoning were withheld because they were flagged (or could not be checked). */
@@ -52,8 +54,14 @@ export function refusalOf(options: GuardOptions): string {
 
 export function infoOf(r: ProtectResult): ProtectorInfo {
   const info: ProtectorInfo = { action: r.action, flagged: r.flagged, score: Number.isFinite(r.score) ? r.score : null, category: r.category ?? null };
+  if (r.trigger) info.trigger = r.trigger;
   if (r.error) info.error = "check_failed";
   return info;
+}
+
+/** What flagged a screened (partial) answer: the harmful-request policy marks its verdicts. */
+export function screenTrigger(verdict: HarmVerdict): Trigger {
+  return verdict.signals.harmfulRequest !== undefined ? "harmful-request" : "harm-score";
 }
 
 /**
@@ -74,22 +82,22 @@ export async function guardAnswer(options: GuardOptions, ctx: AnswerContext, ans
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       if (onError === "pass") info = { action: "pass", flagged: false, score: null, category: null, error: "check_failed" };
-      else return { output: refusalOf(options), info: { action: "refused", flagged: false, score: null, category: null, error: "check_failed" }, withhold: true };
+      else return { output: refusalOf(options), info: { action: "refused", flagged: false, score: null, category: null, trigger: "check-failed", error: "check_failed" }, withhold: true };
     }
   }
   if (extraText.trim().length > 0) {
     // Tool calls that belong to a flagged answer go with it, whatever their own score.
     if (info.flagged) return { output, info: { ...info, withheld: true }, withhold: true, result };
-    let flagged = false;
+    let verdict: HarmVerdict | undefined;
     let failed = false;
     try {
-      flagged = (await options.protector.screen({ question: ctx.question, answer: extraText })).flagged;
+      verdict = await options.protector.screen({ question: ctx.question, answer: extraText });
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       failed = true;
     }
-    if (flagged || (failed && onError !== "pass")) {
-      const why: Partial<ProtectorInfo> = failed ? { error: "check_failed" } : { flagged: true };
+    if (verdict?.flagged || (failed && onError !== "pass")) {
+      const why: Partial<ProtectorInfo> = verdict?.flagged ? { flagged: true, trigger: screenTrigger(verdict) } : { trigger: "check-failed", error: "check_failed" };
       return { output: refusalOf(options), info: { ...info, ...why, action: "refused", withheld: true }, withhold: true, result };
     }
     if (failed) info = { ...info, error: "check_failed" };

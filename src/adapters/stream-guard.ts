@@ -13,7 +13,8 @@
  * larger checks, not a growing queue of them.
  */
 import { MAX_STREAM_ANSWER_CHARS, type StreamWindow } from "./settings.js";
-import { continuation, guardAnswer, refusalOf, type AnswerContext, type GuardOptions, type ProtectorInfo } from "./guard.js";
+import type { HarmVerdict } from "../types.js";
+import { continuation, guardAnswer, refusalOf, screenTrigger, type AnswerContext, type GuardOptions, type ProtectorInfo } from "./guard.js";
 
 /** One upstream item, taken apart by a transport's codec. */
 export type StreamPart<In> =
@@ -92,13 +93,13 @@ export async function* guardStream<In, Out>(source: AsyncIterable<In>, codec: St
     return s;
   };
 
-  // Ends a choice whose window was flagged (or could not be checked, failing closed).
-  async function* stop(s: ChoiceState, flagged: boolean): AsyncGenerator<Out> {
+  // Ends a choice whose window was flagged (`flagged`: the window's verdict), or could not be checked (null: fail closed).
+  async function* stop(s: ChoiceState, flagged: HarmVerdict | null): AsyncGenerator<Out> {
     s.closed = true;
     stopped++;
     const sofar = s.released + s.pending;
     let output = refusalOf(options);
-    let info: ProtectorInfo = { action: "refused", flagged, score: null, category: null, stopped: true };
+    let info: ProtectorInfo = { action: "refused", flagged: flagged !== null, score: null, category: null, trigger: flagged ? screenTrigger(flagged) : "check-failed", stopped: true };
     if (!flagged) info.error = "check_failed";
     else {
       try {
@@ -106,7 +107,7 @@ export async function* guardStream<In, Out>(source: AsyncIterable<In>, codec: St
         // A "pass" here would release the window the detector just flagged: refuse instead.
         if (r.action !== "pass") {
           output = r.output;
-          info = { action: r.action, flagged: true, score: Number.isFinite(r.score) ? r.score : null, category: r.category ?? null, stopped: true };
+          info = { action: r.action, flagged: true, score: Number.isFinite(r.score) ? r.score : null, category: r.category ?? null, trigger: r.trigger ?? info.trigger, stopped: true };
         }
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
@@ -124,19 +125,19 @@ export async function* guardStream<In, Out>(source: AsyncIterable<In>, codec: St
   async function* release(s: ChoiceState): AsyncGenerator<Out> {
     for (let cut = cutPoint(s.pending, options.window); cut > 0 && !s.closed; cut = cutPoint(s.pending, options.window)) {
       const window = s.pending.slice(0, cut);
-      let pass: boolean;
+      let verdict: HarmVerdict | null = null;
       try {
-        pass = !(await options.protector.screen({ question: ctx.question, answer: s.released + window })).flagged;
+        verdict = await options.protector.screen({ question: ctx.question, answer: s.released + window });
       } catch (err) {
         if (ctx.signal?.aborted) throw err;
         if (options.onError !== "pass") {
-          yield* stop(s, false);
+          yield* stop(s, null);
           return;
         }
-        pass = true; // onError "pass": released unchecked; the final check still runs
+        // onError "pass": released unchecked; the final check still runs
       }
-      if (!pass) {
-        yield* stop(s, true);
+      if (verdict?.flagged) {
+        yield* stop(s, verdict);
         return;
       }
       s.released += window;

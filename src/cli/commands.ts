@@ -176,6 +176,7 @@ export async function runProtect(o: ProtectCliOptions): Promise<number> {
             score: r.score,
             category: r.category ?? null,
             action: r.action,
+            trigger: r.trigger ?? null,
             explanation: r.explanation,
             // What the request check said (null without one), and why the protector failed closed, if it did.
             request: r.request ? { score: r.request.score, flagged: r.request.flagged, signals: r.request.signals } : null,

@@ -81,7 +81,7 @@ export interface StreamChunk {
   object: string;
   created: number;
   model: string;
-  choices: Array<{ index: number; delta: { role?: string; content?: string }; finish_reason: string | null; protector?: { action: string; flagged: boolean; score: number | null; stopped?: boolean } }>;
+  choices: Array<{ index: number; delta: { role?: string; content?: string }; finish_reason: string | null; protector?: { action: string; flagged: boolean; score: number | null; trigger?: string; stopped?: boolean } }>;
   usage?: unknown;
   error?: { message: string; type: string; code: string | null };
 }

@@ -23,7 +23,7 @@ function info(risk: RequestRisk, failed: boolean): ProtectorInfo & { request: Pi
     flagged: true,
     score: null,
     category: null,
-    ...(failed ? { error: "check_failed" as const } : {}),
+    ...(failed ? { trigger: "check-failed" as const, error: "check_failed" as const } : { trigger: "request-refused" as const }),
     request: { score: Number.isNaN(risk.score) ? null : risk.score, signals: risk.signals, ...(risk.confirmation ? { confirmation: risk.confirmation } : {}) },
   };
 }

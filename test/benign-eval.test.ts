@@ -14,11 +14,11 @@ test("a disclaimer put before the whole answer is counted apart from real change
   const outcomes = [
     { action: "pass" as const, original: ANSWER, output: ANSWER },
     { action: "repaired" as const, original: ANSWER, output: `Please note: I'm not a doctor.\n\n${ANSWER}` },
-    { action: "repaired" as const, original: ANSWER, output: "I can't help with political campaigning." },
-    { action: "refused" as const, original: ANSWER, output: "Sorry, I can not answer this question." },
+    { action: "repaired" as const, original: ANSWER, output: "I can't help with political campaigning.", trigger: "political-decline" as const },
+    { action: "refused" as const, original: ANSWER, output: "Sorry, I can not answer this question.", trigger: "harmful-request" as const },
   ];
   assert.deepEqual(outcomes.map(isDisclaimerOnly), [false, true, false, false]);
-  assert.deepEqual(benignStats(outcomes), { n: 4, changed: 2, changedRate: 0.5, disclaimerOnly: 1, actions: { pass: 1, repaired: 2, refused: 1 } });
+  assert.deepEqual(benignStats(outcomes), { n: 4, changed: 2, changedRate: 0.5, disclaimerOnly: 1, actions: { pass: 1, repaired: 2, refused: 1 }, changedBy: { "political-decline": 1, "harmful-request": 1 } });
   assert.deepEqual(benignStats([]), { n: 0, changed: 0, changedRate: 0, disclaimerOnly: 0, actions: {} });
 });
 
@@ -37,7 +37,7 @@ test("evaluateBenign runs the protector over each set and reports progress", asy
   const progress: Array<[number, number]> = [];
   const stats = await evaluateBenign(protector, { a: set([ANSWER, "Use a knife carefully."]), b: set(["I'm not a doctor, so this is not medical advice; please be careful and consult your doctor."]) }, (d, t) => progress.push([d, t]));
   // The plain health answer only gets a disclaimer; the flagged one is refused (a real change).
-  assert.deepEqual(stats.a, { n: 2, changed: 1, changedRate: 0.5, disclaimerOnly: 1, actions: { repaired: 1, refused: 1 } });
+  assert.deepEqual(stats.a, { n: 2, changed: 1, changedRate: 0.5, disclaimerOnly: 1, actions: { repaired: 1, refused: 1 }, changedBy: { "harm-score": 1 } });
   assert.deepEqual(stats.b, { n: 1, changed: 0, changedRate: 0, disclaimerOnly: 0, actions: { pass: 1 } });
   assert.deepEqual(progress, [[2, 3], [3, 3]]);
 });

@@ -19,9 +19,11 @@ export interface BenignSetStats {
   /** Only a disclaimer put before the unchanged answer. */
   disclaimerOnly: number;
   actions: Record<string, number>;
+  /** The answers changed beyond a disclaimer, by what changed them (`ProtectResult.trigger`), where known. */
+  changedBy?: Record<string, number>;
 }
 
-type Outcome = Pick<ProtectResult, "action" | "output" | "original">;
+type Outcome = Pick<ProtectResult, "action" | "output" | "original" | "trigger">;
 
 /** A repair that only put a disclaimer before the whole, unchanged answer. */
 export function isDisclaimerOnly(r: Outcome): boolean {
@@ -35,14 +37,18 @@ export function changedBeyondDisclaimer(r: Outcome): boolean {
 
 export function benignStats(results: readonly Outcome[]): BenignSetStats {
   const actions: Record<string, number> = {};
+  const changedBy: Record<string, number> = {};
   let disclaimerOnly = 0;
   let changed = 0;
   for (const r of results) {
     actions[r.action] = (actions[r.action] ?? 0) + 1;
-    if (changedBeyondDisclaimer(r)) changed++;
+    if (changedBeyondDisclaimer(r)) {
+      changed++;
+      if (r.trigger) changedBy[r.trigger] = (changedBy[r.trigger] ?? 0) + 1;
+    }
     if (isDisclaimerOnly(r)) disclaimerOnly++;
   }
-  return { n: results.length, changed, changedRate: changed / Math.max(1, results.length), disclaimerOnly, actions };
+  return { n: results.length, changed, changedRate: changed / Math.max(1, results.length), disclaimerOnly, actions, ...(Object.keys(changedBy).length ? { changedBy } : {}) };
 }
 
 /** One answer the protector changed or let through, for reading: what was asked and why it acted. */

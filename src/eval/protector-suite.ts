@@ -156,7 +156,7 @@ export function formatProtectorReport(r: ProtectorSuiteReport): string {
     ...(r.gptFuzz ? gptFuzzLines(r.gptFuzz) : []),
     "",
     "benign answers changed (beyond an added disclaimer), and disclaimer-only changes:",
-    ...Object.entries(r.benign).map(([k, v]) => `${k.padEnd(22)} n ${String(v.n).padStart(5)}  changed ${String(v.changed).padStart(4)} (${(100 * v.changedRate).toFixed(2)}%)  disclaimer-only ${v.disclaimerOnly}  ${Object.entries(v.actions).map(([a, n]) => `${a} ${n}`).join(", ")}`),
+    ...Object.entries(r.benign).map(([k, v]) => `${k.padEnd(22)} n ${String(v.n).padStart(5)}  changed ${String(v.changed).padStart(4)} (${(100 * v.changedRate).toFixed(2)}%)  disclaimer-only ${v.disclaimerOnly}  ${Object.entries(v.actions).map(([a, n]) => `${a} ${n}`).join(", ")}${changedByText(v)}`),
     "",
     "unsafe answers that pass (score, question):",
     ...r.residual.map((x) => `  ${x.scenario.slice(0, 2)} ${x.variant}${x.heldOut ? " (held out)" : ""}  ${x.score.toFixed(3)}  ${clip(x.question)}`),
@@ -174,7 +174,7 @@ function gptFuzzLines(g: NonNullable<ProtectorSuiteReport["gptFuzz"]>): string[]
     "",
     `GPTFuzz evaluate.csv (human labels, unseen questions): jailbroken answers that pass unchanged ${all?.residual ?? 0} of ${all?.unsafe ?? 0} (${(100 * (all?.residualRate ?? 0)).toFixed(1)}%)`,
     ...questions.map((x) => `  ${String(x.residual).padStart(3)} of ${String(x.unsafe).padEnd(3)} ${clip(x.scenario)}`),
-    `  harmless answers (mostly refusals) changed beyond a disclaimer: ${g.harmless.changed} of ${g.harmless.n}  ${Object.entries(g.harmless.actions).map(([a, n]) => `${a} ${n}`).join(", ")}`,
+    `  harmless answers (mostly refusals) changed beyond a disclaimer: ${g.harmless.changed} of ${g.harmless.n}  ${Object.entries(g.harmless.actions).map(([a, n]) => `${a} ${n}`).join(", ")}${changedByText(g.harmless)}`,
   ];
 }
 
@@ -193,4 +193,10 @@ function byQuestion(list: readonly ListedAnswer[]): Array<[string | undefined, n
     groups.set(x.question, g);
   }
   return [...groups].sort((a, b) => b[1].n - a[1].n).map(([q, g]) => [q, g.n, [...g.actions].join("/")]);
+}
+
+/** "; changed by harm-score 3, harmful-request 2": what changed the answers a benign row counts. */
+function changedByText(s: BenignSetStats): string {
+  const by = Object.entries(s.changedBy ?? {}).sort((a, b) => b[1] - a[1]);
+  return by.length ? `; changed by ${by.map(([t, n]) => `${t} ${n}`).join(", ")}` : "";
 }

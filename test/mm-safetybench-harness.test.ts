@@ -124,6 +124,8 @@ test("from answer files: TEXT + TYPO over all 13 scenarios (shared questions), j
   assert.deepEqual([typo?.before.n, typo?.before.asr, typo?.after.asr], [26, 1, 0]);
   assert.deepEqual([text?.before.asr, text?.after.asr], [0, 0]);
   for (const row of run.summary.rows.filter((r) => r.type === "TYPO")) assert.ok(row.before.asr > row.after.asr, row.scenario);
+  // Each record keeps why the protector changed an answer (none for a pass).
+  for (const r of run.records) assert.equal(r.protector?.trigger === undefined, r.protector?.action === "pass", `${r.scenario} ${r.type}`);
 
   // The benchmark's pairing, and a rebuilt TYPO image with each TYPO answer.
   for (const r of run.records) {

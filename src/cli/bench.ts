@@ -184,7 +184,7 @@ export async function runBenchMmSafetyBench(o: BenchMmSafetyBenchCliOptions, dep
       });
       bars.benign?.stop();
       // MM-SafetyBench answers the judge called safe are benign too: did the protector leave them alone?
-      const safe = run.records.flatMap((r) => (r.before?.verdict === "safe" && r.protector && r.answer !== undefined ? [{ action: r.protector.action, output: r.protector.output, original: r.answer }] : []));
+      const safe = run.records.flatMap((r) => (r.before?.verdict === "safe" && r.protector && r.answer !== undefined ? [{ action: r.protector.action, output: r.protector.output, original: r.answer, trigger: r.protector.trigger }] : []));
       if (safe.length) benign["mm-safetybench (judged safe)"] = benignStats(safe);
     }
 

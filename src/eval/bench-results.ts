@@ -5,6 +5,7 @@ import { z } from "zod";
 import { readJsonl } from "../data/jsonl.js";
 import { MM_SAFETYBENCH_INPUT_TYPES, type MmSafetyBenchInputType } from "../data/mm-safetybench.js";
 import { CATEGORIES } from "../types.js";
+import { POLICY_NAMES } from "../policies.js";
 
 /**
  * One line of the MM-SafetyBench results file per (scenario, id, type), written as soon as the item
@@ -38,6 +39,8 @@ export const benchRecordSchema = z.object({
       /** null when the detector failed (NaN does not survive JSON). */
       score: z.number().nullable(),
       category: z.enum(CATEGORIES).nullable(),
+      /** Why the answer changed (absent when it passed, and in results written before this field). */
+      trigger: z.enum(["harm-score", ...POLICY_NAMES, "request-refused", "check-failed"]).optional(),
       error: z.string().optional(),
     })
     .optional(),

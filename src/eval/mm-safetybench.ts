@@ -226,7 +226,7 @@ export async function runMmSafetyBench(o: MmSafetyBenchRunOptions): Promise<MmSa
 
   // The protector's output is judged again; an unchanged answer keeps its verdict (same text, same judge).
   const judgeAfter = async (record: BenchRecord, r: ProtectResult): Promise<void> => {
-    record.protector = { action: r.action, output: r.output, score: Number.isFinite(r.score) ? r.score : null, category: r.category ?? null, ...(r.error ? { error: r.error } : {}) };
+    record.protector = { action: r.action, output: r.output, score: Number.isFinite(r.score) ? r.score : null, category: r.category ?? null, ...(r.trigger ? { trigger: r.trigger } : {}), ...(r.error ? { error: r.error } : {}) };
     if (r.output === record.answer && record.before) {
       record.after = { verdict: record.before.verdict, reason: "unchanged by the protector" } satisfies JudgeVerdict;
       return;

@@ -29,7 +29,10 @@ export interface EmbeddedRequestCheckerOptions {
   backbone?: Backbone;
   /** Close the backbone in `close()` (default: only when the checker created it). */
   closeBackbone?: boolean;
-  /** Override the calibrated threshold shipped with the model. */
+  /**
+   * Override the calibrated threshold shipped with the model. It moves the bar for what the request's
+   * words score; image evidence that flags on its own at the model's threshold still flags.
+   */
   threshold?: number;
   /** Evidence each image signal adds on its own (default `DEFAULT_SIGNAL_PRIORS`). */
   priors?: SignalPriors;
@@ -103,10 +106,12 @@ export class EmbeddedRequestChecker implements RequestChecker {
       for (const v of views) perView[v.view] = probabilities[k++] as number;
       const a = analyses[i];
       const unreadPointer = perView.combined === undefined && pointsAtPhrase(inputs[i]?.question);
-      const { score, signals } = combineEvidence({ views: perView, imageFired: a?.result.fired ?? [], unreadPointer }, this.threshold, this.priors);
+      const { score, evidence, signals } = combineEvidence({ views: perView, imageFired: a?.result.fired ?? [], unreadPointer }, this.threshold, this.priors);
       const verdict: RequestVerdict = {
         score,
-        flagged: score >= this.threshold,
+        // The priors were set against the model's own threshold: image evidence that flags a request on its
+        // own there (FigStep's empty-list template, an unread pointer) still does at a raised threshold.
+        flagged: score >= this.threshold || evidence >= this.model.threshold,
         threshold: this.threshold,
         signals,
         views: perView,

@@ -273,10 +273,11 @@ export function resolvePriors(priors: SignalPriors | undefined): Required<Signal
  * The request's score and fired signals: content = the most harmful view; each image signal with a prior
  * adds independent evidence, P = 1 − (1 − content) · Π (1 − prior). The empty-list template counts only
  * when the image also carries readable text (`ocr-text`): "1. 2. 3." alone is no instruction.
+ * `evidence` is the signals' part alone, 1 − Π (1 − prior), so a checker can judge it on its own.
  */
-export function combineEvidence(e: Evidence, threshold: number, priors: Required<SignalPriors>): { score: number; signals: RequestSignal[] } {
+export function combineEvidence(e: Evidence, threshold: number, priors: Required<SignalPriors>): { score: number; evidence: number; signals: RequestSignal[] } {
   const content = Math.max(0, ...Object.values(e.views));
-  let keep = 1 - content;
+  let keep = 1;
   const fired = new Set<RequestSignal>();
   if ((e.views.text ?? -1) >= threshold) fired.add("text");
   if ((e.views.ocr ?? -1) >= threshold) fired.add("ocr-text");
@@ -298,6 +299,6 @@ export function combineEvidence(e: Evidence, threshold: number, priors: Required
       fired.add(name);
     }
   }
-  const score = Math.min(1, Math.max(0, 1 - keep));
-  return { score, signals: REQUEST_SIGNALS.filter((s) => fired.has(s)) };
+  const score = Math.min(1, Math.max(0, 1 - (1 - content) * keep));
+  return { score, evidence: 1 - keep, signals: REQUEST_SIGNALS.filter((s) => fired.has(s)) };
 }

@@ -78,3 +78,20 @@ test("protect --detector-model uses that model (e.g. one trained on your data); 
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /cannot read detector model .*nope\.json/);
 });
+
+test("protect --request-threshold moves the request check's threshold: a helpful answer the harmful-request policy refused passes when it is raised", async () => {
+  // The request check's weak spot (README): everyday questions on sensitive topics.
+  const single = ["--question", "How can I protect my kids from online predators?", "--answer", "Turn on parental controls, keep their profiles private, and agree that they never share personal details; report grooming to the platform and the police.", "--json"];
+  type Result = Row & { request: { threshold: number; flagged: boolean } };
+  const shipped = JSON.parse((await runCli(["protect", ...single])).stdout) as Result;
+  assert.equal(shipped.flagged, false, "the detector passes the answer itself");
+  assert.equal(shipped.action, "refused");
+  assert.equal(shipped.trigger, "harmful-request");
+  const raised = JSON.parse((await runCli(["protect", "--request-threshold", "1", ...single])).stdout) as Result;
+  assert.equal(raised.request.threshold, 1);
+  assert.equal(raised.request.flagged, false);
+  assert.equal(raised.action, "pass");
+  const bad = await runCli(["protect", "--request-threshold", "1.5", ...single]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--request-threshold .*must be a number between 0 and 1/);
+});

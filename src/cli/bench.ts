@@ -46,6 +46,7 @@ export interface BenchMmSafetyBenchCliOptions {
   concurrency: number;
   threshold?: number;
   detectorModel?: string;
+  requestThreshold?: number;
   policies: boolean;
   json?: boolean;
 }
@@ -143,7 +144,7 @@ export async function runBenchMmSafetyBench(o: BenchMmSafetyBenchCliOptions, dep
   }
   const roc = o.roc ? await readRoc(o.roc, o.rocName, o.threshold) : undefined;
 
-  const protector = deps.protector ?? (await createDefaultProtector({ modelPath: o.detectorModel, threshold: o.threshold, policies: o.policies ? undefined : [], concurrency: o.concurrency }));
+  const protector = deps.protector ?? (await createDefaultProtector({ modelPath: o.detectorModel, threshold: o.threshold, requestCheck: { threshold: o.requestThreshold }, policies: o.policies ? undefined : [], concurrency: o.concurrency }));
   const stop = new AbortController();
   const onSigint = (): void => {
     err("\ninterrupted: finishing the items in flight; rerun the same command to resume\n");

@@ -142,7 +142,7 @@ export async function runProtect(o: ProtectCliOptions): Promise<number> {
     onError: o.onError,
     concurrency: o.concurrency,
     ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
-    ...(confirmWith ? { requestCheck: { confirmWith } } : {}),
+    requestCheck: { threshold: o.requestThreshold, ...(confirmWith ? { confirmWith } : {}) },
   });
   try {
     if (item) {
@@ -236,6 +236,7 @@ export interface EvalProtectorCliOptions {
   contentFloor?: number | "detector";
   detectorModel?: string;
   threshold?: number;
+  requestThreshold?: number;
 }
 
 export async function runEvalProtector(o: EvalProtectorCliOptions): Promise<number> {
@@ -245,6 +246,7 @@ export async function runEvalProtector(o: EvalProtectorCliOptions): Promise<numb
     ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
     ...(o.detectorModel ? { modelPath: o.detectorModel } : {}),
     threshold: o.threshold,
+    requestCheck: { threshold: o.requestThreshold },
   });
   const progress: { bar?: ReturnType<typeof progressBar> } = {};
   try {

@@ -23,6 +23,9 @@ const positiveInt = (v: string): number => {
 };
 /** The detector model file, for the commands that build a protector. */
 const detectorModelOption = (): Option => new Option("--detector-model <file>", "detector model file, e.g. one trained on your data (default: the shipped one)");
+/** The request check's threshold, for the commands that build a protector. */
+const requestThresholdOption = (): Option =>
+  new Option("--request-threshold <p>", "the request check's threshold (default: the shipped model's); raise it when the harmful-request policy refuses helpful answers").argParser(probability);
 
 program
   .command("check")
@@ -61,6 +64,7 @@ program
   .addOption(new Option("--on-error <mode>", "when the detector fails: refuse (fail closed) or pass").choices(["refuse", "pass"]).default("refuse"))
   .option("--threshold <p>", "detector threshold override", probability)
   .addOption(detectorModelOption())
+  .addOption(requestThresholdOption())
   .option("--concurrency <n>", "answers repaired at once", positiveInt, 4)
   .option("--json", "print the single-item result as JSON")
   .action(async (o: ProtectCliOptions) => {
@@ -138,6 +142,7 @@ evalCmd
   .option("--out <file>", "write the full report (JSON, with sample repaired outputs)")
   .addOption(contentFloorOption())
   .addOption(detectorModelOption())
+  .addOption(requestThresholdOption())
   .option("--threshold <p>", "detector threshold override", probability)
   .option("--json", "print JSON instead of tables")
   .action(async (o: import("./commands.js").EvalProtectorCliOptions) => {
@@ -173,6 +178,7 @@ program
   .option("--max-image-bytes <bytes>", "largest data: image in a request", positiveInt, 10 * 1024 * 1024)
   .option("--threshold <p>", "detector threshold override", probability)
   .addOption(detectorModelOption())
+  .addOption(requestThresholdOption())
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .addOption(contentFloorOption())
   .option("--refuse-harmful-requests", "run the request check (text + image text) first and refuse a flagged request without calling the upstream")
@@ -212,6 +218,7 @@ bench
   .option("--concurrency <n>", "items in flight at once", positiveInt, 4)
   .option("--threshold <p>", "detector threshold override", probability)
   .addOption(detectorModelOption())
+  .addOption(requestThresholdOption())
   .option("--no-policies", "turn off the policies (advice disclaimer, political decline, harmful request)")
   .option("--json", "print the summary as JSON")
   .action(async (o: import("./bench.js").BenchMmSafetyBenchCliOptions) => {
@@ -252,6 +259,7 @@ export interface ProtectCliOptions {
   onError: "refuse" | "pass";
   threshold?: number;
   detectorModel?: string;
+  requestThreshold?: number;
   concurrency: number;
   json?: boolean;
 }

@@ -21,6 +21,7 @@ export interface ServeCliOptions {
   maxImageBytes: number;
   threshold?: number;
   detectorModel?: string;
+  requestThreshold?: number;
   policies: boolean;
   contentFloor?: number | "detector";
   refuseHarmfulRequests?: boolean;
@@ -53,7 +54,10 @@ export async function runServe(o: ServeCliOptions): Promise<number> {
     ...(o.detectorModel ? { modelPath: o.detectorModel } : {}),
     policies: o.policies ? undefined : [],
     ...(o.contentFloor !== undefined ? { contentFloor: o.contentFloor } : {}),
-    ...(o.confirmRequests ? { requestCheck: { confirmWith: createOpenAICompatibleModel({ baseURL: o.upstream, model: o.confirmRequests, apiKey: upstreamKey, timeoutMs: o.upstreamTimeout }) } } : {}),
+    requestCheck: {
+      threshold: o.requestThreshold,
+      ...(o.confirmRequests ? { confirmWith: createOpenAICompatibleModel({ baseURL: o.upstream, model: o.confirmRequests, apiKey: upstreamKey, timeoutMs: o.upstreamTimeout }) } : {}),
+    },
     image: { limits: { allowFiles: false, allowRemote: true, maxBytes: o.maxImageBytes } },
   });
   const server = await startProxyServer(protector, {

@@ -6,7 +6,9 @@
  * embedding cache (.cache/embeddings) is warm.
  * Run: node --import tsx bench/detector-seeds.ts [seed ...]
  */
-import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { labelledLineSchema } from "../src/cli/commands.js";
+import { readInputLines } from "../src/cli/io.js";
 import { EmbeddedDetector } from "../src/detector/embedded.js";
 import { resolveDataDir } from "../src/data/paths.js";
 import type { LabelledAnswer } from "../src/data/types.js";
@@ -19,8 +21,8 @@ import { trainingBackbone } from "../src/train/embedding-cache.js";
 const seeds = process.argv.slice(2).map(Number);
 if (seeds.some((s) => !Number.isInteger(s))) throw new Error("seeds must be integers");
 const corpus = await loadDetectorCorpus(resolveDataDir());
-const probeLines = (await readFile(new URL("../test/fixtures/plain-probe.jsonl", import.meta.url), "utf8")).trim().split("\n");
-const probe: LabelledAnswer[] = probeLines.map((l) => JSON.parse(l) as { question: string; answer: string; label: 0 | 1 }).map((r) => ({ source: "plain-probe", question: r.question, answer: r.answer, label: r.label }));
+const { lines: probeLines } = await readInputLines(fileURLToPath(new URL("../test/fixtures/plain-probe.jsonl", import.meta.url)), labelledLineSchema);
+const probe: LabelledAnswer[] = probeLines.map(({ value }) => ({ source: "plain-probe", ...value }));
 const request = await loadRequestModel();
 const requestModel = { head: request.head, lexical: request.lexical, fusion: request.fusion, calibration: request.calibration };
 const backbone = await trainingBackbone(".cache/embeddings", () => {});

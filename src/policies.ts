@@ -18,6 +18,8 @@ import type { Category, HarmVerdict } from "./types.js";
 export const POLICY_NAMES = ["advice-disclaimer", "political-decline", "harmful-request"] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 export const CATEGORY_POLICIES: readonly PolicyName[] = ["advice-disclaimer", "political-decline"];
+/** Why an answer was changed (`ProtectResult.trigger`): its harm score, a policy, a refused request, a failed check. */
+export const TRIGGERS = ["harm-score", ...POLICY_NAMES, "request-refused", "check-failed"] as const;
 
 /** Below this P(declines) an answer counts as going along with the request. */
 const DECLINE_PROBABILITY = 0.5;

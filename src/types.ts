@@ -2,7 +2,7 @@
  * Types shared by every stage of the data path:
  * input → MLLM → detector → (detoxifier) → verified output.
  */
-import type { PolicyName } from "./policies.js";
+import type { TRIGGERS } from "./policies.js";
 
 /** One (question, answer) pair as the detector sees it. `question` is optional: answer-only scoring is supported. */
 export interface QAItem {
@@ -99,7 +99,7 @@ export type RequestConfirmation = { by: string; verdict: "safe" | "unsafe" } | {
  * changed it (see policies.ts), the request check refusing the request outright (`onHarmfulRequest:
  * "refuse"`), or a failed check (fail closed).
  */
-export type Trigger = "harm-score" | PolicyName | "request-refused" | "check-failed";
+export type Trigger = (typeof TRIGGERS)[number];
 
 /** What the protector returns for one answer. */
 export interface ProtectResult {

@@ -93,14 +93,14 @@ export async function* guardStream<In, Out>(source: AsyncIterable<In>, codec: St
     return s;
   };
 
-  // Ends a choice whose window was flagged (`flagged`: the window's verdict), or could not be checked (null: fail closed).
-  async function* stop(s: ChoiceState, flagged: HarmVerdict | null): AsyncGenerator<Out> {
+  // Ends a choice whose window was flagged (`verdict`: the window's), or could not be checked (null: fail closed).
+  async function* stop(s: ChoiceState, verdict: HarmVerdict | null): AsyncGenerator<Out> {
     s.closed = true;
     stopped++;
     const sofar = s.released + s.pending;
     let output = refusalOf(options);
-    let info: ProtectorInfo = { action: "refused", flagged: flagged !== null, score: null, category: null, trigger: flagged ? screenTrigger(flagged) : "check-failed", stopped: true };
-    if (!flagged) info.error = "check_failed";
+    let info: ProtectorInfo = { action: "refused", flagged: verdict !== null, score: null, category: null, trigger: verdict ? screenTrigger(verdict) : "check-failed", stopped: true };
+    if (!verdict) info.error = "check_failed";
     else {
       try {
         const r = await options.protector.protect({ question: ctx.question, answer: sofar, image: ctx.image }, { signal: ctx.signal });

@@ -39,7 +39,8 @@ export async function runCheck(o: { input?: string; output: string; question?: s
   }
 }
 
-const labelledLineSchema = z.object({ question: z.string().optional(), answer: z.string().min(1, "answer is empty"), label: z.union([z.literal(0), z.literal(1)]) });
+/** A line of labelled answers (`eval detector`, the probes): 1 harmful, 0 harmless. */
+export const labelledLineSchema = z.object({ question: z.string().optional(), answer: z.string().min(1, "answer is empty"), label: z.union([z.literal(0), z.literal(1)]) });
 
 export async function runEvalDetector(o: { input: string; threshold?: number; model?: string; fastPath?: boolean; json?: boolean }): Promise<number> {
   const { lines, failed } = await readInputLines(o.input, labelledLineSchema);

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { readJsonl } from "../data/jsonl.js";
 import { MM_SAFETYBENCH_INPUT_TYPES, type MmSafetyBenchInputType } from "../data/mm-safetybench.js";
 import { CATEGORIES } from "../types.js";
-import { POLICY_NAMES } from "../policies.js";
+import { TRIGGERS } from "../policies.js";
 
 /**
  * One line of the MM-SafetyBench results file per (scenario, id, type), written as soon as the item
@@ -40,7 +40,7 @@ export const benchRecordSchema = z.object({
       score: z.number().nullable(),
       category: z.enum(CATEGORIES).nullable(),
       /** Why the answer changed (absent when it passed, and in results written before this field). */
-      trigger: z.enum(["harm-score", ...POLICY_NAMES, "request-refused", "check-failed"]).optional(),
+      trigger: z.enum(TRIGGERS).optional(),
       error: z.string().optional(),
     })
     .optional(),
